@@ -1,0 +1,42 @@
+"""Package definition for embeddinggemma.
+
+Lower bounds are the versions this code was tested with. torch stays out of the runtime
+dependencies: only the `reference` (golden files, benchmarks) and `eval` extras need it.
+"""
+
+from setuptools import find_packages, setup
+
+RUNTIME = [
+    "jax>=0.10.2",
+    "flax>=0.12.8",
+    "optax>=0.2.8",
+    "orbax-checkpoint>=0.12.8",
+    "grain>=0.2.18",
+    "sentencepiece>=0.2.3",
+    "ml_collections>=1.1.0",
+    "tensorflow-datasets>=4.9.10",
+    "safetensors>=0.8.0",
+    "numpy>=2.0",
+    "tqdm>=4.66",
+]
+
+REFERENCE = [
+    # The CPU build that these machines hold on local disk; a bare `torch` pulls a CUDA build.
+    "torch==2.13.0",
+    "transformers>=4.57",
+    "sentence-transformers>=5.1",
+]
+
+setup(
+    name="embeddinggemma",
+    version="0.1.0",
+    description="JAX/Flax reproduction of the EmbeddingGemma training recipe and model.",
+    python_requires=">=3.11",
+    packages=find_packages(include=["embeddinggemma", "embeddinggemma.*"]),
+    install_requires=RUNTIME,
+    extras_require={
+        "test": ["pytest>=8.0", "ruff>=0.6"],
+        "reference": REFERENCE,
+        "eval": REFERENCE + ["scikit-learn>=1.5", "mteb>=2.0"],
+    },
+)
