@@ -1,0 +1,67 @@
+"""Multi-query / grouped-query self-attention with QK-norm and rotary position embeddings."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from embeddinggemma.model.layers import RMSNorm, logical_param
+
+
+def rope_tables(positions: jax.Array, head_dim: int, base: float) -> tuple[jax.Array, jax.Array]:
+    """[B, T] positions -> (sin, cos), each [B, T, H/2], computed in float32."""
+    fraction = 2.0 * jnp.arange(head_dim // 2, dtype=jnp.float32) / head_dim
+    inv_freq = 1.0 / (base ** fraction)
+    angles = positions.astype(jnp.float32)[..., None] * inv_freq
+    return jnp.sin(angles), jnp.cos(angles)
+
+
+def apply_rope(x: jax.Array, sin: jax.Array, cos: jax.Array) -> jax.Array:
+    """Rotates [B, T, N, H] by position; the two halves of H form the rotated pairs."""
+    first, second = jnp.split(x, 2, axis=-1)
+    sin = sin[:, :, None, :].astype(x.dtype)
+    cos = cos[:, :, None, :].astype(x.dtype)
+    return jnp.concatenate([first * cos - second * sin, second * cos + first * sin], axis=-1)
+
+
+class Attention(nn.Module):
+    """Self-attention over [B, T, D]; queries grouped onto K shared key/value heads."""
+
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    embed_dim: int
+    query_pre_attn_scalar: float
+    norm_eps: float = 1e-6
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, sin: jax.Array, cos: jax.Array, mask: jax.Array) -> jax.Array:
+        """x [B, T, D], sin/cos [B, T, H/2], mask [B, T, S] bool -> [B, T, D]."""
+        N, K, H, D = self.num_heads, self.num_kv_heads, self.head_dim, self.embed_dim
+        w_q = logical_param(self, "query", (D, N, H), ("embed", "heads", "head_dim"), self.param_dtype)
+        w_k = logical_param(self, "key", (D, K, H), ("embed", "kv_heads", "head_dim"), self.param_dtype)
+        w_v = logical_param(self, "value", (D, K, H), ("embed", "kv_heads", "head_dim"), self.param_dtype)
+        w_o = logical_param(self, "out", (N, H, D), ("heads", "head_dim", "embed"), self.param_dtype)
+        x = x.astype(self.dtype)
+        q = jnp.einsum("BTD,DNH->BTNH", x, w_q.astype(self.dtype))
+        k = jnp.einsum("BSD,DKH->BSKH", x, w_k.astype(self.dtype))
+        v = jnp.einsum("BSD,DKH->BSKH", x, w_v.astype(self.dtype))
+
+        # QK-norm over the head dimension, before the rotation.
+        q = RMSNorm(self.norm_eps, "head_dim", self.param_dtype, name="query_norm")(q)
+        k = RMSNorm(self.norm_eps, "head_dim", self.param_dtype, name="key_norm")(k)
+        q = apply_rope(q, sin, cos) * jnp.asarray(self.query_pre_attn_scalar ** -0.5, self.dtype)
+        k = apply_rope(k, sin, cos)
+
+        # Group the N query heads as K groups of G = N / K sharing one key/value head.
+        B, T = q.shape[:2]
+        q = q.reshape(B, T, K, N // K, H)
+        logits = jnp.einsum("BTKGH,BSKH->BKGTS", q, k).astype(jnp.float32)
+        # A finite minimum (not -inf) keeps fully padded rows from producing NaN.
+        logits = jnp.where(mask[:, None, None, :, :], logits, jnp.finfo(jnp.float32).min)
+        probs = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
+        encoded = jnp.einsum("BKGTS,BSKH->BTKGH", probs, v).reshape(B, T, N, H)
+        return jnp.einsum("BTNH,NHD->BTD", encoded, w_o.astype(self.dtype))

@@ -1,0 +1,263 @@
+"""Architecture configs: frozen dataclasses and named presets.
+
+The fields mirror a Hugging Face Gemma 3 `config.json` so that an imported checkpoint and a preset
+are the same kind of object. Axis letters used in the model code: B batch, T query length,
+S key length, N query heads, K kv heads, H head dim, D model dim, F MLP hidden, P projection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import jax.numpy as jnp
+
+LOCAL = "local"
+GLOBAL = "global"
+_HF_LAYER_TYPES = {"sliding_attention": LOCAL, "full_attention": GLOBAL}
+_ALLOWED_DTYPES = ("float32", "bfloat16")
+POOLING_MODES = ("mean", "first", "last", "attention")
+
+
+def check_dtype(name: str, value: str) -> None:
+    """Refuses dtypes the model cannot run in, with the reason."""
+    if value == "float16":
+        raise ValueError(
+            f"{name}='float16' is refused: Gemma 3 activations reach ~8e5, beyond float16's "
+            "maximum of 65504, so they overflow to inf. Use 'bfloat16' or 'float32'."
+        )
+    if value not in _ALLOWED_DTYPES:
+        raise ValueError(f"{name}={value!r} is not supported; choose one of {_ALLOWED_DTYPES}.")
+
+
+def layer_pattern(num_layers: int, local_per_global: int) -> tuple[str, ...]:
+    """Gemma 3's pattern: `local_per_global` local layers, then one global, repeated."""
+    period = local_per_global + 1
+    return tuple(GLOBAL if (i + 1) % period == 0 else LOCAL for i in range(num_layers))
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+    """A Gemma 3 transformer, used as a bidirectional encoder or (by mask) a causal decoder.
+
+    `sliding_window` is the value Gemma configs state (512 for the released model). Its meaning
+    depends on the attention direction, exactly as the reference implementation uses it:
+    causal local layers see keys with 0 <= i - j < sliding_window; bidirectional local layers see
+    keys with |i - j| <= sliding_window // 2 (256 for the released model).
+    The attention scale is `query_pre_attn_scalar ** -0.5`.
+    """
+
+    vocab_size: int
+    embed_dim: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    mlp_dim: int
+    layer_types: tuple[str, ...]
+    sliding_window: int = 512
+    local_rope_base: float = 10_000.0
+    global_rope_base: float = 1_000_000.0
+    query_pre_attn_scalar: float = 256.0
+    norm_eps: float = 1e-6
+    max_length: int = 2048
+    bidirectional: bool = True
+    pad_id: int = 0
+    eos_id: int = 1
+    bos_id: int = 2
+    dtype: str = "float32"
+    param_dtype: str = "float32"
+
+    def __post_init__(self):
+        check_dtype("dtype", self.dtype)
+        check_dtype("param_dtype", self.param_dtype)
+        if len(self.layer_types) != self.num_layers:
+            raise ValueError(
+                f"layer_types has {len(self.layer_types)} entries but num_layers={self.num_layers}."
+            )
+        unknown = sorted(set(self.layer_types) - {LOCAL, GLOBAL})
+        if unknown:
+            raise ValueError(f"layer_types holds unknown types {unknown}; use {LOCAL!r} or {GLOBAL!r}.")
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(
+                f"num_heads={self.num_heads} is not a multiple of num_kv_heads={self.num_kv_heads}."
+            )
+
+    @property
+    def local_window_radius(self) -> int:
+        """Largest |i - j| a bidirectional local layer attends over."""
+        return self.sliding_window // 2
+
+    @property
+    def compute_dtype(self) -> jnp.dtype:
+        return jnp.dtype(self.dtype)
+
+    @property
+    def weight_dtype(self) -> jnp.dtype:
+        return jnp.dtype(self.param_dtype)
+
+    @classmethod
+    def from_hf_config(cls, hf: Mapping[str, Any], **overrides: Any) -> TransformerConfig:
+        """Builds the config from a Hugging Face Gemma 3 text `config.json` dictionary."""
+        try:
+            if "layer_types" in hf:
+                layer_types = tuple(_HF_LAYER_TYPES[t] for t in hf["layer_types"])
+            else:
+                layer_types = layer_pattern(hf["num_hidden_layers"], hf["sliding_window_pattern"] - 1)
+            if hf.get("rope_scaling"):
+                raise ValueError(f"rope_scaling={hf['rope_scaling']} is not supported.")
+            for key in ("attn_logit_softcapping", "final_logit_softcapping"):
+                if hf.get(key) is not None:
+                    raise ValueError(f"{key}={hf[key]} is not supported (the model has none).")
+            fields = dict(
+                vocab_size=hf["vocab_size"],
+                embed_dim=hf["hidden_size"],
+                num_layers=hf["num_hidden_layers"],
+                num_heads=hf["num_attention_heads"],
+                num_kv_heads=hf["num_key_value_heads"],
+                head_dim=hf["head_dim"],
+                mlp_dim=hf["intermediate_size"],
+                layer_types=layer_types,
+                sliding_window=hf["sliding_window"],
+                local_rope_base=float(hf.get("rope_local_base_freq", 10_000.0)),
+                global_rope_base=float(hf.get("rope_theta", 1_000_000.0)),
+                query_pre_attn_scalar=float(hf["query_pre_attn_scalar"]),
+                norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
+                max_length=hf.get("max_position_embeddings", 2048),
+                bidirectional=bool(hf.get("use_bidirectional_attention", False)),
+                pad_id=hf.get("pad_token_id", 0),
+                eos_id=_first(hf.get("eos_token_id", 1)),
+                bos_id=hf.get("bos_token_id", 2),
+            )
+        except KeyError as e:
+            raise ValueError(f"Gemma 3 config.json is missing the field {e.args[0]!r}.") from None
+        if hf.get("hidden_activation", "gelu_pytorch_tanh") != "gelu_pytorch_tanh":
+            raise ValueError(f"hidden_activation={hf['hidden_activation']!r}; only tanh GELU is supported.")
+        fields.update(overrides)
+        return cls(**fields)
+
+    def to_hf_config(self) -> dict[str, Any]:
+        """The Hugging Face Gemma 3 text `config.json` dictionary for this architecture."""
+        hf_types = {ours: theirs for theirs, ours in _HF_LAYER_TYPES.items()}
+        return {
+            "architectures": ["Gemma3TextModel"],
+            "model_type": "gemma3_text",
+            "attention_bias": False,
+            "attention_dropout": 0.0,
+            "attn_logit_softcapping": None,
+            "final_logit_softcapping": None,
+            "bos_token_id": self.bos_id,
+            "eos_token_id": self.eos_id,
+            "pad_token_id": self.pad_id,
+            "head_dim": self.head_dim,
+            "hidden_activation": "gelu_pytorch_tanh",
+            "hidden_size": self.embed_dim,
+            "intermediate_size": self.mlp_dim,
+            "layer_types": [hf_types[t] for t in self.layer_types],
+            "max_position_embeddings": self.max_length,
+            "num_attention_heads": self.num_heads,
+            "num_hidden_layers": self.num_layers,
+            "num_key_value_heads": self.num_kv_heads,
+            "query_pre_attn_scalar": self.query_pre_attn_scalar,
+            "rms_norm_eps": self.norm_eps,
+            "rope_local_base_freq": self.local_rope_base,
+            "rope_scaling": None,
+            "rope_theta": self.global_rope_base,
+            "sliding_window": self.sliding_window,
+            "use_bidirectional_attention": self.bidirectional,
+            "vocab_size": self.vocab_size,
+            "dtype": "float32",
+        }
+
+
+def _first(value: int | list[int]) -> int:
+    return value[0] if isinstance(value, list) else value
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbedderConfig:
+    """The embedding model: encoder, pooling, a linear projection stack, L2 normalisation.
+
+    `projection_dims` lists the output widths of the bias-free Dense layers after pooling
+    (3072 then 768 for the released model); empty means no projection.
+    """
+
+    transformer: TransformerConfig
+    projection_dims: tuple[int, ...] = (3072, 768)
+    pooling: str = "mean"
+    matryoshka_dims: tuple[int, ...] = (768, 512, 256, 128)
+
+    def __post_init__(self):
+        if self.pooling not in POOLING_MODES:
+            raise ValueError(f"pooling={self.pooling!r}; choose one of {POOLING_MODES}.")
+        bad = [d for d in self.matryoshka_dims if not 1 <= d <= self.output_dim]
+        if bad:
+            raise ValueError(f"matryoshka_dims {bad} are outside 1..{self.output_dim}.")
+
+    @property
+    def output_dim(self) -> int:
+        return self.projection_dims[-1] if self.projection_dims else self.transformer.embed_dim
+
+    def replace(self, **changes: Any) -> EmbedderConfig:
+        """A copy with fields changed; transformer fields (e.g. dtype) are routed to it."""
+        transformer_fields = {f.name for f in dataclasses.fields(TransformerConfig)}
+        inner = {k: changes.pop(k) for k in list(changes) if k in transformer_fields}
+        transformer = dataclasses.replace(self.transformer, **inner)
+        return dataclasses.replace(self, transformer=transformer, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EmbedderConfig:
+        d = dict(d)
+        t = dict(d.pop("transformer"))
+        t["layer_types"] = tuple(t["layer_types"])
+        for key in ("projection_dims", "matryoshka_dims"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(transformer=TransformerConfig(**t), **d)
+
+
+def embeddinggemma_300m(**overrides: Any) -> EmbedderConfig:
+    """The released EmbeddingGemma-300M: 24 layers, 307,581,696 parameters."""
+    transformer = TransformerConfig(
+        vocab_size=262_144,
+        embed_dim=768,
+        num_layers=24,
+        num_heads=3,
+        num_kv_heads=1,
+        head_dim=256,
+        mlp_dim=1152,
+        layer_types=layer_pattern(24, 5),
+    )
+    return EmbedderConfig(transformer=transformer).replace(**overrides)
+
+
+def tiny(**overrides: Any) -> EmbedderConfig:
+    """A few-layer model for tests: both layer types, multi-query attention, a short window."""
+    transformer = TransformerConfig(
+        vocab_size=512,
+        embed_dim=64,
+        num_layers=3,
+        num_heads=4,
+        num_kv_heads=2,
+        head_dim=16,
+        mlp_dim=128,
+        layer_types=layer_pattern(3, 2),
+        sliding_window=8,
+        max_length=128,
+    )
+    return EmbedderConfig(transformer=transformer, projection_dims=(128, 64),
+                          matryoshka_dims=(64, 32, 16)).replace(**overrides)
+
+
+PRESETS = {"tiny": tiny, "embeddinggemma_300m": embeddinggemma_300m}
+
+
+def get_preset(name: str, **overrides: Any) -> EmbedderConfig:
+    """Returns a named preset, with fields overridden."""
+    if name not in PRESETS:
+        raise ValueError(f"Unknown model preset {name!r}; choose one of {sorted(PRESETS)}.")
+    return PRESETS[name](**overrides)

@@ -1,0 +1,57 @@
+"""The embedding model: encoder, pooling, bias-free projection, L2 normalisation."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from embeddinggemma.model.config import EmbedderConfig
+from embeddinggemma.model.layers import logical_param
+from embeddinggemma.model.masks import padding_mask
+from embeddinggemma.model.pooling import FIXED_POOLING, AttentionPool
+from embeddinggemma.model.transformer import Transformer
+
+
+def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
+    """Unit-length rows of [..., D]; an all-zero row stays zero."""
+    norm = jnp.linalg.norm(x, axis=-1, keepdims=True)
+    return x / jnp.maximum(norm, eps)
+
+
+def truncate_embeddings(embeddings: jax.Array, dim: int) -> jax.Array:
+    """Matryoshka: the first `dim` coordinates of [..., D], re-normalised."""
+    if not 1 <= dim <= embeddings.shape[-1]:
+        raise ValueError(f"dim={dim} is outside 1..{embeddings.shape[-1]}.")
+    return l2_normalize(embeddings[..., :dim])
+
+
+class EmbeddingModel(nn.Module):
+    """Token ids [B, T] (right-padded with the pad id) -> unit-length embeddings [B, P] float32."""
+
+    config: EmbedderConfig
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        c = self.config
+        input_mask = padding_mask(tokens, c.transformer.pad_id)
+        hidden = Transformer(c.transformer, name="transformer")(tokens, input_mask)
+        if c.pooling == "attention":
+            x = AttentionPool(c.transformer.weight_dtype, name="attention_pool")(hidden, input_mask)
+        else:
+            x = FIXED_POOLING[c.pooling](hidden, input_mask)
+        width = x.shape[-1]
+        for i, out_dim in enumerate(c.projection_dims):
+            axes = ("embed", "projection") if i % 2 == 0 else ("projection", "embed")
+            w = logical_param(self, f"projection_{i}", (width, out_dim), axes, c.transformer.weight_dtype)
+            # The head is small; keeping it in float32 costs nothing and avoids a bf16 rounding.
+            x = x @ w.astype(jnp.float32)
+            width = out_dim
+        return l2_normalize(x)
+
+
+def init_params(config: EmbedderConfig, rng: jax.Array) -> dict:
+    """Freshly initialised parameters (plain arrays; `nn.get_partition_spec` on the boxed
+    variables of `EmbeddingModel(config).init` gives their logical axes)."""
+    tokens = jnp.ones((1, 8), jnp.int32)
+    return nn.unbox(EmbeddingModel(config).init(rng, tokens)["params"])

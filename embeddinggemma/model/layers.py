@@ -1,0 +1,53 @@
+"""Small building blocks: parameters with logical axis names, RMSNorm, the GeGLU feed-forward."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+default_init = nn.initializers.normal(stddev=0.02)
+
+
+def logical_param(module: nn.Module, name: str, shape: Sequence[int], axes: Sequence[str],
+                  dtype: jnp.dtype, init=default_init) -> jax.Array:
+    """Declares a parameter annotated with logical axis names (mapped to a mesh by config rules)."""
+    return module.param(name, nn.with_logical_partitioning(init, tuple(axes)), tuple(shape), dtype)
+
+
+class RMSNorm(nn.Module):
+    """`x * rsqrt(mean(x^2) + eps) * (1 + scale)`, computed in float32, scale initialised to 0."""
+
+    eps: float = 1e-6
+    axis_name: str = "embed"
+    param_dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        scale = logical_param(self, "scale", (x.shape[-1],), (self.axis_name,), self.param_dtype,
+                              nn.initializers.zeros_init())
+        x32 = x.astype(jnp.float32)
+        normed = x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), axis=-1, keepdims=True) + self.eps)
+        return (normed * (1.0 + scale.astype(jnp.float32))).astype(x.dtype)
+
+
+class FeedForward(nn.Module):
+    """GeGLU: `down(gelu_tanh(gate(x)) * up(x))`, no biases. [B, T, D] -> [B, T, D]."""
+
+    embed_dim: int
+    mlp_dim: int
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        D, F = self.embed_dim, self.mlp_dim
+        gate = logical_param(self, "gate", (D, F), ("embed", "mlp"), self.param_dtype)
+        up = logical_param(self, "up", (D, F), ("embed", "mlp"), self.param_dtype)
+        down = logical_param(self, "down", (F, D), ("mlp", "embed"), self.param_dtype)
+        x = x.astype(self.dtype)
+        hidden = jax.nn.gelu(jnp.einsum("BTD,DF->BTF", x, gate.astype(self.dtype)), approximate=True)
+        hidden = hidden * jnp.einsum("BTD,DF->BTF", x, up.astype(self.dtype))
+        return jnp.einsum("BTF,FD->BTD", hidden, down.astype(self.dtype))
