@@ -1,0 +1,30 @@
+"""Length bucketing: sort texts by length and pad to a few fixed shapes so compiled programs are reused."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+# Roughly 1.5x apart: at most a third of any batch is padding, and few shapes are compiled.
+LENGTH_BUCKETS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
+
+
+def bucket_length(length: int, max_length: int) -> int:
+    """The smallest bucket that holds `length` tokens, never above `max_length`."""
+    for bucket in LENGTH_BUCKETS:
+        if bucket >= length:
+            return min(bucket, max_length)
+    return max_length
+
+
+def bucket_batch_size(n: int, batch_size: int) -> int:
+    """Rows to pad a batch of `n` to: a power of two, or the full batch size."""
+    return min(batch_size, 1 << max(n - 1, 0).bit_length())
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[np.ndarray]:
+    """Indices of the inputs in batches of similar length, longest first."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    for start in range(0, len(order), batch_size):
+        yield order[start:start + batch_size]
