@@ -1,0 +1,66 @@
+"""Orbax and sentence-transformers directories: round trips and errors that name the problem."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from embeddinggemma.checkpoint.loading import load_checkpoint
+from embeddinggemma.checkpoint.orbax_io import save_orbax
+from embeddinggemma.checkpoint.sentence_transformers import export_sentence_transformers
+from embeddinggemma.prompts import DEFAULT_PROMPTS
+
+
+def _assert_same(a, b):
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(a), jax.device_get(b))
+
+
+@pytest.fixture
+def st_dir(tmp_path, tiny_config, tiny_params, tiny_tokenizer_path):
+    return export_sentence_transformers(tmp_path / "st", tiny_config, tiny_params,
+                                        tiny_tokenizer_path, {"query": "q: ", "document": "d: "})
+
+
+def test_sentence_transformers_round_trip(st_dir, tiny_config, tiny_params):
+    loaded = load_checkpoint(st_dir)
+    assert loaded.config == tiny_config.replace(matryoshka_dims=(64,))
+    _assert_same(loaded.params, tiny_params)
+    assert loaded.prompts["query"] == "q: "
+    assert loaded.prompts["STS"] == DEFAULT_PROMPTS["STS"]  # defaults fill what the file lacks
+
+
+def test_orbax_round_trip(tmp_path, tiny_config, tiny_params, tiny_tokenizer_path):
+    save_orbax(tmp_path / "ckpt", tiny_config, tiny_params, tiny_tokenizer_path, DEFAULT_PROMPTS)
+    loaded = load_checkpoint(tmp_path / "ckpt")
+    assert loaded.config == tiny_config
+    _assert_same(loaded.params, tiny_params)
+    assert loaded.prompts == DEFAULT_PROMPTS
+    with pytest.raises(FileExistsError, match="non-empty"):
+        save_orbax(tmp_path / "ckpt", tiny_config, tiny_params, tiny_tokenizer_path, {})
+
+
+def test_missing_files_are_named(st_dir, tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found: .*nowhere"):
+        load_checkpoint(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="neither an Orbax checkpoint"):
+        load_checkpoint(tmp_path / "empty")
+    (st_dir / "3_Dense" / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="3_Dense/model.safetensors"):
+        load_checkpoint(st_dir)
+
+
+def test_mismatched_config_names_the_tensors(st_dir):
+    config = json.loads((st_dir / "config.json").read_text())
+    config["intermediate_size"] = 96
+    (st_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"mlp.gate_proj.weight has shape \[128, 64\], expected \[96, 64\]"):
+        load_checkpoint(st_dir)
+
+
+def test_unsupported_head_is_refused(st_dir):
+    dense = st_dir / "2_Dense" / "config.json"
+    dense.write_text(json.dumps({**json.loads(dense.read_text()), "bias": True}))
+    with pytest.raises(ValueError, match="2_Dense/config.json: only bias-free"):
+        load_checkpoint(st_dir)

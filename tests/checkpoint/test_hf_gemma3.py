@@ -1,0 +1,34 @@
+import jax
+import numpy as np
+import pytest
+
+from embeddinggemma.checkpoint.hf_gemma3 import transformer_from_hf, transformer_to_hf
+
+
+def test_round_trip_is_exact(tiny_config, tiny_params):
+    hf = transformer_to_hf(tiny_params["transformer"], tiny_config.transformer)
+    assert hf["layers.0.self_attn.q_proj.weight"].shape == (4 * 16, 64)  # [N*H, D] like HF
+    assert hf["layers.2.self_attn.o_proj.weight"].shape == (64, 4 * 16)
+    back = transformer_from_hf(hf, tiny_config.transformer)
+    jax.tree.map(np.testing.assert_array_equal, back, jax.device_get(tiny_params["transformer"]))
+
+
+def test_prefix_is_stripped(tiny_config, tiny_params):
+    hf = transformer_to_hf(tiny_params["transformer"], tiny_config.transformer)
+    prefixed = {f"model.{k}": v for k, v in hf.items()}
+    back = transformer_from_hf(prefixed, tiny_config.transformer, prefix="model.")
+    np.testing.assert_array_equal(back["embedding"], hf["embed_tokens.weight"])
+
+
+def test_every_problem_is_named(tiny_config, tiny_params):
+    hf = transformer_to_hf(tiny_params["transformer"], tiny_config.transformer)
+    del hf["layers.1.mlp.up_proj.weight"]
+    hf["layers.0.self_attn.k_proj.weight"] = np.zeros((5, 64), np.float32)
+    hf["lm_head.weight"] = np.zeros((3,), np.float32)
+    with pytest.raises(ValueError) as error:
+        transformer_from_hf(hf, tiny_config.transformer, source="weights.safetensors")
+    message = str(error.value)
+    assert "weights.safetensors" in message
+    assert "missing tensor layers.1.mlp.up_proj.weight" in message
+    assert "layers.0.self_attn.k_proj.weight has shape [5, 64], expected [32, 64]" in message
+    assert "unexpected tensor lm_head.weight" in message

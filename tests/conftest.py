@@ -1,0 +1,57 @@
+"""Shared fixtures: a tiny random model with its own SentencePiece vocabulary, and the release."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from embeddinggemma.model import init_params, tiny
+
+# Text to train the tiny tokenizer on: any real English prose on the machine will do.
+_TOKENIZER_TEXT = Path("/usr/share/common-licenses/GPL-3")
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_path(tmp_path_factory) -> Path:
+    """A 400-piece SentencePiece model with Gemma's special ids (pad 0, eos 1, bos 2, unk 3)."""
+    import sentencepiece as spm
+
+    out = tmp_path_factory.mktemp("tokenizer")
+    spm.SentencePieceTrainer.train(
+        input=str(_TOKENIZER_TEXT), model_prefix=str(out / "tiny"), vocab_size=400,
+        pad_id=0, eos_id=1, bos_id=2, unk_id=3, model_type="bpe",
+        num_threads=1, minloglevel=2)
+    return out / "tiny.model"
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    return tiny()
+
+
+@pytest.fixture(scope="session")
+def tiny_params(tiny_config):
+    params = jax.device_get(init_params(tiny_config, jax.random.PRNGKey(0)))
+    rng = np.random.default_rng(0)
+    # Norm scales start at zero; random ones make a mix-up of norms visible in the output.
+    return jax.tree_util.tree_map_with_path(
+        lambda path, x: rng.normal(0.0, 0.3, x.shape).astype(np.float32)
+        if path[-1].key == "scale" else x, params)
+
+
+@pytest.fixture(scope="session")
+def release_dir() -> Path:
+    """The released checkpoint, fetched (or found in the cache); a failure says so plainly."""
+    from embeddinggemma.fetch import FetchError, fetch_release
+
+    try:
+        return fetch_release()
+    except FetchError as e:
+        if os.environ.get("EMBEDDINGGEMMA_SKIP_RELEASE"):
+            pytest.skip(f"released checkpoint unavailable: {e}")
+        pytest.fail(f"Could not fetch the released EmbeddingGemma checkpoint, so the parity tests "
+                    f"cannot run: {e}", pytrace=False)

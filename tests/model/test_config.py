@@ -1,0 +1,66 @@
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from embeddinggemma.model import EmbeddingModel, TransformerConfig, embeddinggemma_300m, get_preset
+
+# The released checkpoint's config.json, field for field.
+RELEASED_CONFIG_JSON = {
+    "architectures": ["Gemma3TextModel"], "attention_bias": False, "attn_logit_softcapping": None,
+    "bos_token_id": 2, "eos_token_id": 1, "final_logit_softcapping": None, "head_dim": 256,
+    "hidden_activation": "gelu_pytorch_tanh", "hidden_size": 768, "intermediate_size": 1152,
+    "layer_types": (["sliding_attention"] * 5 + ["full_attention"]) * 4,
+    "max_position_embeddings": 2048, "model_type": "gemma3_text", "num_attention_heads": 3,
+    "num_hidden_layers": 24, "num_key_value_heads": 1, "pad_token_id": 0,
+    "query_pre_attn_scalar": 256, "rms_norm_eps": 1e-06, "rope_local_base_freq": 10000.0,
+    "rope_scaling": None, "rope_theta": 1000000.0, "sliding_window": 512,
+    "use_bidirectional_attention": True, "vocab_size": 262144,
+}
+
+
+def _count(tree):
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+def test_300m_preset_has_the_released_parameter_count():
+    model = EmbeddingModel(embeddinggemma_300m())
+    shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.ones((1, 4), jnp.int32)))
+    params = nn.unbox(shapes["params"])
+    assert _count(params) == 307_581_696
+    assert _count(params["transformer"]["embedding"]) == 201_326_592
+    assert _count(params["transformer"]) - 201_326_592 == 101_536_512
+    assert _count({k: v for k, v in params.items() if k != "transformer"}) == 4_718_592
+
+
+def test_global_layers_sit_at_5_11_17_23():
+    types = embeddinggemma_300m().transformer.layer_types
+    assert [i for i, t in enumerate(types) if t == "global"] == [5, 11, 17, 23]
+
+
+def test_released_config_json_gives_the_preset():
+    assert TransformerConfig.from_hf_config(RELEASED_CONFIG_JSON) == embeddinggemma_300m().transformer
+    assert embeddinggemma_300m().transformer.local_window_radius == 256
+
+
+def test_float16_is_refused_with_the_reason():
+    with pytest.raises(ValueError, match="overflow"):
+        embeddinggemma_300m(dtype="float16")
+    with pytest.raises(ValueError, match="param_dtype='float16'"):
+        embeddinggemma_300m(param_dtype="float16")
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ValueError, match="'hidden_size'"):
+        TransformerConfig.from_hf_config({k: v for k, v in RELEASED_CONFIG_JSON.items()
+                                          if k != "hidden_size"})
+    with pytest.raises(ValueError, match="Unknown model preset 'huge'"):
+        get_preset("huge")
+    with pytest.raises(ValueError, match="pooling='max'"):
+        get_preset("tiny", pooling="max")
+
+
+def test_config_dict_round_trip():
+    config = embeddinggemma_300m(pooling="last", dtype="bfloat16")
+    assert type(config).from_dict(config.to_dict()) == config

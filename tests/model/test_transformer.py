@@ -1,0 +1,85 @@
+"""The Flax model against the independent numpy reference, on the tiny preset."""
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+from embeddinggemma.checkpoint.hf_gemma3 import transformer_to_hf
+from embeddinggemma.model import EmbeddingModel, Transformer, init_params, tiny
+from embeddinggemma.model.masks import padding_mask
+from tests.model import numpy_reference
+
+RNG = np.random.default_rng(1)
+# Lengths around the tiny window radius (4) and well past it.
+LENGTHS = [1, 3, 5, 9, 17, 24]
+
+
+def _batch(lengths, vocab, width):
+    rows = [RNG.integers(3, vocab, size=n) for n in lengths]
+    tokens = np.zeros((len(rows), width), np.int32)
+    for i, row in enumerate(rows):
+        tokens[i, : len(row)] = row
+    return rows, tokens
+
+
+def _dense(params, config):
+    return [np.asarray(params[f"projection_{i}"]).T for i in range(len(config.projection_dims))]
+
+
+def test_embeddings_match_numpy_reference_under_padding(tiny_config, tiny_params):
+    rows, tokens = _batch(LENGTHS, tiny_config.transformer.vocab_size, 32)
+    got = np.asarray(EmbeddingModel(tiny_config).apply({"params": tiny_params}, tokens))
+    hf = transformer_to_hf(tiny_params["transformer"], tiny_config.transformer)
+    for row, vector in zip(rows, got, strict=True):
+        want = numpy_reference.embed(hf, _dense(tiny_params, tiny_config), tiny_config.transformer, row)
+        np.testing.assert_allclose(vector, want, atol=2e-5)
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_hidden_states_match_reference_in_both_directions(bidirectional):
+    config = dataclasses.replace(tiny().transformer, bidirectional=bidirectional)
+    params = jax.device_get(init_params(tiny(), jax.random.PRNGKey(3)))["transformer"]
+    rows, tokens = _batch([20, 11], config.vocab_size, 24)
+    hidden = np.asarray(Transformer(config).apply({"params": params}, tokens,
+                                                  padding_mask(tokens, config.pad_id)))
+    hf = transformer_to_hf(params, config)
+    for i, row in enumerate(rows):
+        want = numpy_reference.hidden_states(hf, config, row)
+        np.testing.assert_allclose(hidden[i, : len(row)], want, atol=5e-5, rtol=1e-4)
+
+
+def test_causal_prefix_is_unaffected_by_later_tokens():
+    config = dataclasses.replace(tiny().transformer, bidirectional=False)
+    params = jax.device_get(init_params(tiny(), jax.random.PRNGKey(4)))["transformer"]
+    _, tokens = _batch([16, 16], config.vocab_size, 16)
+    tokens[1, :8] = tokens[0, :8]
+    hidden = np.asarray(Transformer(config).apply({"params": params}, tokens, tokens != 0))
+    np.testing.assert_allclose(hidden[0, :8], hidden[1, :8], atol=1e-6)
+    assert np.abs(hidden[0, 8:] - hidden[1, 8:]).max() > 1e-3
+
+
+@pytest.mark.parametrize("pooling", ["mean", "first", "last", "attention"])
+def test_every_pooling_is_invariant_to_extra_padding(pooling):
+    config = tiny(pooling=pooling)
+    params = init_params(config, jax.random.PRNGKey(2))
+    _, tokens = _batch([5, 12], config.transformer.vocab_size, 16)
+    wider = np.pad(tokens, ((0, 0), (0, 16)))
+    model = EmbeddingModel(config)
+    a = np.asarray(model.apply({"params": params}, tokens))
+    b = np.asarray(model.apply({"params": params}, wider))
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=-1), 1.0, atol=1e-6)
+
+
+def test_bfloat16_model_stays_close_to_float32(tiny_config, tiny_params):
+    _, tokens = _batch(LENGTHS, tiny_config.transformer.vocab_size, 32)
+    f32 = np.asarray(EmbeddingModel(tiny_config).apply({"params": tiny_params}, tokens))
+    bf16_config = tiny_config.replace(dtype="bfloat16", param_dtype="bfloat16")
+    bf16_params = jax.tree.map(lambda x: x.astype("bfloat16"), tiny_params)
+    bf16 = np.asarray(EmbeddingModel(bf16_config).apply({"params": bf16_params}, tokens))
+    assert bf16.dtype == np.float32
+    cosine = (f32 * bf16).sum(-1)
+    assert cosine.min() > 0.99
+    assert np.abs(f32 - bf16).max() > 0  # really computed in bfloat16
