@@ -1,0 +1,53 @@
+# Every target installs into .venv first when it is missing (from a bare python3).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+INSTALLED := $(VENV)/.installed
+REFERENCE := $(VENV)/.reference-installed
+
+.PHONY: install install-reference fetch demo test test-fast bench lint golden clean
+
+install: $(INSTALLED)
+
+$(INSTALLED): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+# The reference implementation (golden files, benchmarks). torch first: the pinned CPU build
+# comes from local disk on these machines, where a bare `torch` would pull a CUDA build.
+install-reference: $(REFERENCE)
+
+$(REFERENCE): $(INSTALLED)
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[test,reference]'
+	touch $@
+
+fetch: install
+	$(PY) -m embeddinggemma.fetch
+
+demo: install
+	$(PY) -m embeddinggemma.demo
+
+# Fetching first makes a network failure show plainly before the tests that need the weights.
+test: install
+	$(PY) -m embeddinggemma.fetch > /dev/null
+	$(PY) -m pytest tests
+
+test-fast: install
+	$(PY) -m pytest -m "not release" tests
+
+bench: install-reference
+	$(PY) -m embeddinggemma.fetch > /dev/null
+	$(PY) bench/run.py
+
+lint: install
+	$(PY) -m ruff check .
+
+golden: install-reference
+	$(PY) scripts/make_golden.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
