@@ -64,3 +64,13 @@ def test_unsupported_head_is_refused(st_dir):
     dense.write_text(json.dumps({**json.loads(dense.read_text()), "bias": True}))
     with pytest.raises(ValueError, match="2_Dense/config.json: only bias-free"):
         load_checkpoint(st_dir)
+
+
+def test_convert_cli_both_ways(st_dir, tmp_path, tiny_params):
+    from embeddinggemma.convert import main
+
+    assert main(["--checkpoint", str(st_dir), "--output", str(tmp_path / "orbax")]) == 0
+    assert main(["--checkpoint", str(tmp_path / "orbax"), "--output", str(tmp_path / "st2"),
+                 "--to", "sentence-transformers"]) == 0
+    _assert_same(load_checkpoint(tmp_path / "st2").params, tiny_params)
+    assert main(["--checkpoint", str(st_dir), "--output", str(tmp_path / "orbax")]) == 1
