@@ -11,19 +11,9 @@ from embeddinggemma.model.layers import logical_param
 from embeddinggemma.model.masks import padding_mask
 from embeddinggemma.model.pooling import FIXED_POOLING, AttentionPool
 from embeddinggemma.model.transformer import Transformer
+from embeddinggemma.numerics import l2_normalize, truncate_embeddings
 
-
-def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
-    """Unit-length rows of [..., D]; an all-zero row stays zero."""
-    norm = jnp.linalg.norm(x, axis=-1, keepdims=True)
-    return x / jnp.maximum(norm, eps)
-
-
-def truncate_embeddings(embeddings: jax.Array, dim: int) -> jax.Array:
-    """Matryoshka: the first `dim` coordinates of [..., D], re-normalised."""
-    if not 1 <= dim <= embeddings.shape[-1]:
-        raise ValueError(f"dim={dim} is outside 1..{embeddings.shape[-1]}.")
-    return l2_normalize(embeddings[..., :dim])
+__all__ = ["EmbeddingModel", "init_params", "l2_normalize", "truncate_embeddings"]
 
 
 class EmbeddingModel(nn.Module):
