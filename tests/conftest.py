@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import jax
-import numpy as np
-import pytest
+# Eight simulated CPU devices for the sharding tests; set before JAX starts its backend.
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                           " --xla_force_host_platform_device_count=8").strip()
 
-from embeddinggemma.model import init_params, tiny
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from embeddinggemma.model import init_params, tiny  # noqa: E402
 
 # Text to train the tiny tokenizer on: any real English prose on the machine will do.
 _TOKENIZER_TEXT = Path("/usr/share/common-licenses/GPL-3")

@@ -68,6 +68,9 @@ class TransformerConfig:
     bos_id: int = 2
     dtype: str = "float32"
     param_dtype: str = "float32"
+    # Recompute each block's activations in the backward pass (memory for compute); no effect
+    # on the forward pass or the parameters.
+    remat: bool = False
 
     def __post_init__(self):
         check_dtype("dtype", self.dtype)

@@ -68,8 +68,9 @@ class Transformer(nn.Module):
             tables[kind] = {"sin": sin, "cos": cos, "mask": mask}
 
         is_global = jnp.array([t == GLOBAL for t in c.layer_types])
+        block = nn.remat(Block, prevent_cse=False) if c.remat else Block
         blocks = nn.scan(
-            Block,
+            block,
             variable_axes={"params": 0},
             split_rngs={"params": True},
             in_axes=(0, nn.broadcast),

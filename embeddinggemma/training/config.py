@@ -1,0 +1,148 @@
+"""The schema of a training config: every field, its default and what it means.
+
+Experiment files under `configs/` start from `base_config()` and override fields. The returned
+ConfigDict is locked, so a misspelt field, in a config file or on the command line
+(`--config.optimizer.learning_rate=3e-4`), is an error naming the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ml_collections
+
+from embeddinggemma.model import EmbedderConfig, get_preset
+
+# Logical parameter and activation axes -> mesh axes. `batch` spans every data-parallel axis,
+# so the contrastive loss sees the whole global batch.
+DEFAULT_SHARDING_RULES = (
+    ("batch", ("data", "fsdp")),
+    ("vocab", "tensor"),
+    ("embed", "fsdp"),
+    ("mlp", "tensor"),
+    ("heads", "tensor"),
+    ("kv_heads", None),
+    ("head_dim", None),
+    ("projection", "tensor"),
+    ("layers", None),
+)
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """All fields with their defaults, locked against new keys."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+
+    c.model = ml_collections.ConfigDict()
+    c.model.preset = "tiny"            # a key of embeddinggemma.model.config.PRESETS
+    c.model.dtype = "float32"          # computation: float32 or bfloat16
+    c.model.param_dtype = "float32"    # master parameters (float32 with bfloat16 compute is usual)
+    c.model.pooling = "mean"           # mean, first, last, attention
+    c.model.remat = False              # rematerialise each block in the backward pass
+    c.model.init_checkpoint = ""       # Orbax or sentence-transformers directory; "" = random init
+
+    c.loss = ml_collections.ConfigDict()
+    c.loss.temperature = 0.05
+    c.loss.hard_negative_alpha = 5.0   # w_i = exp(alpha * sg(s(q_i, n_i)))
+    c.loss.include_own_positive = True  # standard InfoNCE denominator (see losses/contrastive.py)
+    c.loss.contrastive_weight = 1.0
+    c.loss.spread_out_weight = 1.0
+    c.loss.distillation_weight = 0.0
+    c.loss.distillation_distance = "cosine"  # cosine, l2, squared_l2
+    c.loss.teacher_dim = 0             # teacher width; 0 = the student's (no learned map)
+    c.loss.matryoshka_dims = (768, 512, 256, 128)
+
+    c.optimizer = ml_collections.ConfigDict()
+    c.optimizer.name = "adamw"         # adamw or adafactor
+    c.optimizer.learning_rate = 1e-4   # peak
+    c.optimizer.warmup_steps = 100
+    c.optimizer.decay = "cosine"       # cosine, linear or constant after warmup
+    c.optimizer.end_learning_rate_fraction = 0.0
+    c.optimizer.b1 = 0.9
+    c.optimizer.b2 = 0.999
+    c.optimizer.eps = 1e-8
+    c.optimizer.weight_decay = 0.01    # never applied to norm scales
+    c.optimizer.clip_norm = 1.0        # global-norm clipping; 0 = off
+
+    c.train = ml_collections.ConfigDict()
+    c.train.num_steps = 1000
+    c.train.batch_size = 64            # global: every example is a negative for every other
+    c.train.max_query_length = 64
+    c.train.max_document_length = 256
+    c.train.hard_negatives = True
+    c.train.grad_cache_chunk_size = 0  # >0: gradient caching with chunks of this many examples
+    c.train.grad_accumulation_steps = 1  # micro-batches; does NOT enlarge the pool of negatives
+    c.train.log_every_steps = 10
+
+    c.mesh = ml_collections.ConfigDict()
+    c.mesh.axes = ("data", "fsdp", "tensor")
+    c.mesh.shape = (-1, 1, 1)          # one -1 fills the remaining devices
+    c.mesh.rules = DEFAULT_SHARDING_RULES
+
+    c.checkpoint = ml_collections.ConfigDict()
+    c.checkpoint.every_steps = 500
+    c.checkpoint.keep = 3
+
+    c.lock()
+    return c
+
+
+# Sizes shared by both stages. The paper gives no batch sizes, lengths or meshes: these are
+# choices (documented in configs/), the tiny ones small enough for a 2-core CPU.
+SIZES = {
+    "tiny": dict(preset="tiny", matryoshka_dims=(64, 32, 16), max_query_length=32,
+                 max_document_length=64, mesh_shape=(-1, 1, 1)),
+    "300m": dict(preset="embeddinggemma_300m", matryoshka_dims=(768, 512, 256, 128),
+                 max_query_length=256, max_document_length=512, mesh_shape=(-1, 16, 1)),
+}
+
+
+def sized_config(size: str) -> ml_collections.ConfigDict:
+    """`base_config()` set up for a model size: "tiny" (CPU) or "300m" (a TPU pod slice)."""
+    if size not in SIZES:
+        raise ValueError(f"Unknown size {size!r}; choose one of {sorted(SIZES)}.")
+    s = SIZES[size]
+    c = base_config()
+    c.model.preset = s["preset"]
+    c.loss.matryoshka_dims = s["matryoshka_dims"]
+    c.train.max_query_length = s["max_query_length"]
+    c.train.max_document_length = s["max_document_length"]
+    c.mesh.shape = s["mesh_shape"]
+    if size == "300m":
+        c.model.dtype = "bfloat16"  # float32 master parameters, bfloat16 compute
+        c.model.remat = True
+    return c
+
+
+def model_config(config: ml_collections.ConfigDict) -> EmbedderConfig:
+    """The architecture a training config asks for (Matryoshka dims come from the loss)."""
+    m = config.model
+    return get_preset(m.preset, dtype=m.dtype, param_dtype=m.param_dtype, pooling=m.pooling,
+                      remat=m.remat, matryoshka_dims=tuple(config.loss.matryoshka_dims))
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+    """Checks values that the schema's types cannot; each error names the field."""
+    model_config(config)  # preset, dtypes, pooling, Matryoshka dims within the width
+    t = config.train
+    if t.grad_cache_chunk_size and t.grad_accumulation_steps > 1:
+        raise ValueError("train.grad_cache_chunk_size and train.grad_accumulation_steps > 1 are "
+                         "alternatives; set one of them.")
+    for field in ("grad_cache_chunk_size", "grad_accumulation_steps"):
+        value = t[field]
+        if value and t.batch_size % value:
+            raise ValueError(f"train.batch_size={t.batch_size} is not a multiple of "
+                             f"train.{field}={value}.")
+    if len(config.mesh.axes) != len(config.mesh.shape):
+        raise ValueError(f"mesh.axes={tuple(config.mesh.axes)} and mesh.shape="
+                         f"{tuple(config.mesh.shape)} differ in length.")
+    if config.loss.teacher_dim < 0:
+        raise ValueError(f"loss.teacher_dim={config.loss.teacher_dim} must be >= 0.")
+
+
+def write_config(config: ml_collections.ConfigDict, workdir: str | Path) -> Path:
+    """Writes the resolved config as `config.json` in the run's directory."""
+    path = Path(workdir) / "config.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(config.to_json_best_effort(indent=2) + "\n")
+    return path

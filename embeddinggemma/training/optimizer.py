@@ -1,0 +1,51 @@
+"""The optax optimiser and learning-rate schedule from `config.optimizer`."""
+
+from __future__ import annotations
+
+import jax
+import ml_collections
+import optax
+
+DECAYS = ("cosine", "linear", "constant")
+OPTIMIZERS = ("adamw", "adafactor")
+
+
+def make_schedule(opt: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
+    """Linear warmup from 0 to the peak, then cosine, linear or constant to the end."""
+    if opt.decay not in DECAYS:
+        raise ValueError(f"optimizer.decay={opt.decay!r}; choose one of {DECAYS}.")
+    peak, warmup = opt.learning_rate, opt.warmup_steps
+    decay_steps = max(num_steps - warmup, 1)
+    end = peak * opt.end_learning_rate_fraction
+    after = {
+        "cosine": lambda: optax.cosine_decay_schedule(peak, decay_steps,
+                                                      alpha=opt.end_learning_rate_fraction),
+        "linear": lambda: optax.linear_schedule(peak, end, decay_steps),
+        "constant": lambda: optax.constant_schedule(peak),
+    }[opt.decay]()
+    if warmup <= 0:
+        return after
+    return optax.join_schedules([optax.linear_schedule(0.0, peak, warmup), after], [warmup])
+
+
+def decay_mask(params):
+    """True for parameters that take weight decay: everything but norm scales."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: getattr(path[-1], "key", None) != "scale", params)
+
+
+def make_optimizer(opt: ml_collections.ConfigDict, num_steps: int
+                   ) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """(transformation, schedule): global-norm clipping, then AdamW or Adafactor."""
+    schedule = make_schedule(opt, num_steps)
+    if opt.name == "adamw":
+        update = optax.adamw(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps,
+                             weight_decay=opt.weight_decay, mask=decay_mask)
+    elif opt.name == "adafactor":
+        update = optax.adafactor(schedule, weight_decay_rate=opt.weight_decay or None,
+                                 weight_decay_mask=decay_mask)
+    else:
+        raise ValueError(f"optimizer.name={opt.name!r}; choose one of {OPTIMIZERS}.")
+    if opt.clip_norm > 0:
+        update = optax.chain(optax.clip_by_global_norm(opt.clip_norm), update)
+    return update, schedule

@@ -1,0 +1,145 @@
+"""The sharded train step: the loss sees the global batch, whatever the mesh.
+
+Loss and gradients on meshes of 8 simulated CPU devices equal the single-device values, with hard
+negatives, duplicates, padding examples and distillation through a learned map all present.
+"""
+
+import jax
+import numpy as np
+import pytest
+
+from embeddinggemma.model import EmbeddingModel
+from embeddinggemma.training.config import base_config, model_config
+from embeddinggemma.training.mesh import batch_sharding, make_mesh
+from embeddinggemma.training.optimizer import make_optimizer
+from embeddinggemma.training.state import create_train_state
+from embeddinggemma.training.step import make_loss_and_grads, make_train_step, split_examples
+
+B = 16
+TEACHER_DIM = 24
+
+
+def _config(**train):
+    config = base_config()
+    config.loss.matryoshka_dims = (64, 32, 16)
+    config.loss.distillation_weight = 0.5
+    config.loss.teacher_dim = TEACHER_DIM
+    config.train.batch_size = B
+    config.optimizer.warmup_steps = 0
+    config.optimizer.learning_rate = 1e-3
+    for key, value in train.items():
+        config.train[key] = value
+    return config
+
+
+def _batch(seed=0):
+    rng = np.random.default_rng(seed)
+
+    def tokens(length):
+        ids = rng.integers(3, 512, size=(B, length)).astype(np.int32)
+        lengths = rng.integers(2, length + 1, size=B)
+        ids[np.arange(length)[None, :] >= lengths[:, None]] = 0
+        return ids
+
+    query_id = np.arange(B, dtype=np.int32)
+    positive_id = np.arange(B, dtype=np.int32) + 100
+    query_id[5] = query_id[2]        # a repeated query
+    positive_id[9] = positive_id[12]  # a repeated positive
+    example_mask = np.ones(B, bool)
+    example_mask[-1] = False          # a padding example
+    teacher = lambda: rng.normal(size=(B, TEACHER_DIM)).astype(np.float32)  # noqa: E731
+    return {"query": tokens(12), "positive": tokens(20), "negative": tokens(20),
+            "query_id": query_id, "positive_id": positive_id, "example_mask": example_mask,
+            "teacher_query": teacher(), "teacher_positive": teacher(), "teacher_negative": teacher()}
+
+
+def _setup(config, mesh_shape):
+    devices = jax.devices() if mesh_shape != (1, 1, 1) else jax.devices()[:1]
+    mesh = make_mesh(config.mesh.axes, mesh_shape, devices)
+    tx, schedule = make_optimizer(config.optimizer, config.train.num_steps)
+    model_cfg = model_config(config)
+    state, shardings = create_train_state(model_cfg, tx, mesh, config.mesh.rules,
+                                          jax.random.PRNGKey(0), teacher_dim=TEACHER_DIM)
+    return mesh, tx, schedule, EmbeddingModel(model_cfg), state, shardings
+
+
+def _loss_and_grads(config, mesh_shape, batch):
+    mesh, _, _, model, state, shardings = _setup(config, mesh_shape)
+    fn = jax.jit(make_loss_and_grads(model, config.loss, config.train),
+                 in_shardings=(shardings["params"], batch_sharding(mesh, config.mesh.rules, 1)))
+    return jax.device_get(fn(state["params"], batch))
+
+
+@pytest.fixture(scope="module")
+def single_device():
+    return _loss_and_grads(_config(), (1, 1, 1), _batch())
+
+
+def _assert_tensor_close(got, want, path=""):
+    """Equal to 1e-5 of the tensor's largest entry: float32 sums taken in another order differ
+    by ~1e-7 of the scale, while a wrong negative or label changes gradients at order 1."""
+    scale = max(float(np.abs(want).max()), 1e-6)
+    assert float(np.abs(got - want).max()) <= 1e-5 * scale, (path, np.abs(got - want).max(), scale)
+
+
+def _assert_close(got, want):
+    (got_loss, got_metrics), got_grads = got
+    (want_loss, want_metrics), want_grads = want
+    np.testing.assert_allclose(got_loss, want_loss, rtol=1e-5)
+    for key in want_metrics:
+        np.testing.assert_allclose(got_metrics[key], want_metrics[key], rtol=1e-5, atol=1e-6,
+                                   err_msg=key)
+    jax.tree_util.tree_map_with_path(
+        lambda path, g, w: _assert_tensor_close(g, w, jax.tree_util.keystr(path)), got_grads, want_grads)
+
+
+def test_eight_devices_are_simulated():
+    assert jax.device_count() == 8
+
+
+@pytest.mark.parametrize("mesh_shape", [(8, 1, 1), (4, 2, 1), (2, 2, 2)])
+def test_sharded_loss_and_gradients_equal_single_device(single_device, mesh_shape):
+    (loss, metrics), grads = single_device
+    assert np.isfinite(loss) and loss > 0
+    assert {"contrastive/64/loss", "contrastive/16/accuracy", "spread_out/32/loss",
+            "distillation/loss"} <= set(metrics)
+    _assert_close(_loss_and_grads(_config(), mesh_shape, _batch()), single_device)
+
+
+def test_gradient_caching_equals_plain_gradients(single_device):
+    cached = _loss_and_grads(_config(grad_cache_chunk_size=4), (1, 1, 1), _batch())
+    _assert_close(cached, single_device)
+    sharded = _loss_and_grads(_config(grad_cache_chunk_size=8), (8, 1, 1), _batch())
+    _assert_close(sharded, single_device)
+
+
+def test_accumulation_averages_independent_micro_batches():
+    batch = _batch()
+    accumulated = _loss_and_grads(_config(grad_accumulation_steps=2), (1, 1, 1), batch)
+    config = _config()
+    config.train.batch_size = B // 2
+    parts = jax.tree.map(lambda x: split_examples(x, 2), batch)
+    halves = [_loss_and_grads(config, (1, 1, 1), jax.tree.map(lambda x, m=m: x[m], parts))
+              for m in range(2)]
+    want = jax.tree.map(lambda a, b: (a + b) / 2, halves[0], halves[1])
+    _assert_close(accumulated, want)
+
+
+def test_train_step_updates_identically_on_every_mesh():
+    results = []
+    for mesh_shape in [(1, 1, 1), (4, 2, 1)]:
+        config = _config()
+        # Adam divides by the gradient's size: with a tiny eps an entry whose gradient is float32
+        # noise could move by the whole learning rate. A larger eps keeps noise as noise.
+        config.optimizer.eps = 1e-3
+        mesh, tx, schedule, model, state, shardings = _setup(config, mesh_shape)
+        step = make_train_step(model, tx, schedule, config, mesh, shardings)
+        batch = jax.device_put(_batch(), batch_sharding(mesh, config.mesh.rules, 1))
+        for _ in range(2):
+            state, metrics = step(state, batch)
+        results.append(jax.device_get((state, metrics)))
+    (state_a, metrics_a), (state_b, metrics_b) = results
+    assert state_a["step"] == 2 and metrics_a["grad_norm"] > 0
+    np.testing.assert_allclose(metrics_a["loss"], metrics_b["loss"], rtol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5), state_a["params"],
+                 state_b["params"])
