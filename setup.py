@@ -18,6 +18,7 @@ RUNTIME = [
     "safetensors>=0.8.0",
     "numpy>=2.0",
     "tqdm>=4.66",
+    "absl-py>=2.0",
 ]
 
 REFERENCE = [
