@@ -6,8 +6,10 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-# Roughly 1.5x apart: at most a third of any batch is padding, and few shapes are compiled.
-LENGTH_BUCKETS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
+# Steps of 16 up to 128, then about 1.15x apart: little padding (a few percent of the tokens of a
+# length-sorted corpus) for about 30 compiled lengths, each compiled once in ~1 s.
+LENGTH_BUCKETS = (16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 192, 224, 256, 288, 320, 384, 448,
+                  512, 576, 640, 768, 896, 1024, 1152, 1280, 1536, 1792, 2048)
 
 
 def bucket_length(length: int, max_length: int) -> int:
