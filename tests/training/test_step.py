@@ -143,3 +143,19 @@ def test_train_step_updates_identically_on_every_mesh():
     np.testing.assert_allclose(metrics_a["loss"], metrics_b["loss"], rtol=1e-5)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5), state_a["params"],
                  state_b["params"])
+
+
+def test_rematerialised_blocks_give_the_same_gradients(single_device):
+    config = _config()
+    config.model.remat = True
+    _assert_close(_loss_and_grads(config, (1, 1, 1), _batch()), single_device)
+
+
+def test_bfloat16_compute_keeps_float32_master_parameters():
+    config = _config()
+    config.model.dtype = "bfloat16"
+    mesh, tx, schedule, model, state, shardings = _setup(config, (1, 1, 1))
+    step = make_train_step(model, tx, schedule, config, mesh, shardings)
+    state, metrics = step(state, jax.device_put(_batch(), batch_sharding(mesh, config.mesh.rules, 1)))
+    assert np.isfinite(metrics["loss"]) and metrics["grad_norm"] > 0
+    assert {x.dtype for x in jax.tree.leaves(state["params"])} == {np.dtype("float32")}
