@@ -19,6 +19,7 @@ RUNTIME = [
     "numpy>=2.0",
     "tqdm>=4.66",
     "absl-py>=2.0",
+    "bm25s>=0.3.16",  # hard-negative mining in the corpus builder
 ]
 
 REFERENCE = [

@@ -1,0 +1,100 @@
+"""The data fields of a training config: datasets, their mixture weights, malformed records, teacher.
+
+A config file adds datasets under `data.datasets` (the returned ConfigDict is locked, so new names
+go in inside `unlocked()`; each entry stays locked, so a misspelt field is an error):
+
+    c.data = data_config()
+    with c.unlocked():
+        c.data.datasets.code = dataset_config("~/corpus/code/train.jsonl", weight=2.0)
+        c.data.datasets.nq = dataset_config("natural_questions", format="tfds", task="query",
+                                            fields=dict(query="question", positive="answer"))
+    # or every dataset of a corpus built by scripts/build_corpus.py, with equal weights:
+    c.data.datasets = corpus_datasets("~/.cache/embeddinggemma/corpus-v1")
+
+Weights of existing datasets are overridden on the command line like any field:
+`--config.data.datasets.code.weight=0.5` (0 switches a dataset off).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import ml_collections
+
+FORMATS = ("jsonl", "array_record", "tfds")
+# Record fields (see records.py); `fields` maps each to the name it has in a source.
+RECORD_FIELDS = ("task", "query", "positive", "negative", "title", "negative_title", "id")
+
+
+def dataset_config(path: str = "", *, format: str = "jsonl", weight: float = 1.0, split: str = "train",
+                   data_dir: str = "", task: str = "", fields: Mapping[str, str] | None = None,
+                   teacher_dir: str = "") -> ml_collections.ConfigDict:
+    """One dataset of the mixture, locked against misspelt fields.
+
+    Args:
+      path: a JSON-lines or ArrayRecord file (ArrayRecord: a glob is allowed), or a TFDS name.
+      format: one of FORMATS.
+      weight: relative probability that a batch comes from this dataset; 0 switches it off.
+      split, data_dir: the TFDS split and data directory ("" = TFDS's default); other formats
+        ignore them.
+      task: the prompt name for records without a `task` field ("" = every record must have one).
+      fields: record field -> the field's name in the source, for those that differ.
+      teacher_dir: teacher embeddings of this dataset; "" = beside the records (see teacher.py).
+    """
+    unknown = set(fields or {}) - set(RECORD_FIELDS)
+    if unknown:
+        raise ValueError(f"Unknown record fields {sorted(unknown)}; valid: {', '.join(RECORD_FIELDS)}.")
+    d = ml_collections.ConfigDict()
+    d.path = path
+    d.format = format
+    d.weight = float(weight)
+    d.split = split
+    d.data_dir = data_dir
+    d.task = task
+    d.fields = ml_collections.ConfigDict({f: (fields or {}).get(f, f) for f in RECORD_FIELDS})
+    d.teacher_dir = teacher_dir
+    d.lock()
+    return d
+
+
+def data_config() -> ml_collections.ConfigDict:
+    """All data fields with their defaults, locked; no datasets yet."""
+    c = ml_collections.ConfigDict()
+    c.datasets = ml_collections.ConfigDict()  # name -> dataset_config(...)
+    c.skip_malformed = False   # False: a malformed record is an error naming file:line; True: skip, count
+    c.teacher = ""             # name of the precomputed teacher embeddings to add; "" = none
+    c.bucket_lengths = True    # pad to length buckets per batch; False (and multi-host): to the maximum
+    c.read_threads = 2         # threads preparing batches ahead of the training step
+    c.prefetch_batches = 4     # batches prepared ahead
+    c.lock()
+    return c
+
+
+def corpus_datasets(corpus_dir: str | Path, split: str = "train") -> ml_collections.ConfigDict:
+    """Every dataset of a corpus built by scripts/build_corpus.py (from its manifest), weight 1 each."""
+    corpus_dir = Path(corpus_dir).expanduser()
+    manifest = json.loads((corpus_dir / "manifest.json").read_text())
+    datasets = ml_collections.ConfigDict()
+    for name, entry in sorted(manifest["datasets"].items()):
+        if split not in entry["splits"]:
+            raise ValueError(f"{corpus_dir}: dataset {name!r} has no split {split!r}.")
+        datasets[name] = dataset_config(str(corpus_dir / entry["splits"][split]["path"]))
+    return datasets
+
+
+def validate_data_config(c: ml_collections.ConfigDict) -> None:
+    """Checks values the schema's types cannot; each error names the field."""
+    if not any(d.weight > 0 for d in c.datasets.values()):
+        raise ValueError("data.datasets has no dataset with a weight above 0.")
+    for name, d in c.datasets.items():
+        where = f"data.datasets.{name}"
+        if d.format not in FORMATS:
+            raise ValueError(f"{where}.format={d.format!r}; valid: {', '.join(FORMATS)}.")
+        if d.weight < 0:
+            raise ValueError(f"{where}.weight={d.weight} is negative.")
+        if not d.path:
+            raise ValueError(f"{where}.path is empty.")
+    if c.read_threads < 0 or c.prefetch_batches < 0:
+        raise ValueError("data.read_threads and data.prefetch_batches must be >= 0.")

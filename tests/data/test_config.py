@@ -1,0 +1,63 @@
+"""The data config: fields, adding datasets in a config file, overriding weights on the command line."""
+
+import json
+
+import pytest
+from absl import flags
+from ml_collections import config_flags
+
+from embeddinggemma.data import corpus_datasets, data_config, dataset_config
+from embeddinggemma.data.config import validate_data_config
+
+
+def test_defaults_and_locked_fields():
+    c = data_config()
+    assert (c.skip_malformed, c.teacher, c.bucket_lengths) == (False, "", True)
+    with pytest.raises(AttributeError):
+        c.skip_malformd = True
+    d = dataset_config("a.jsonl", fields={"query": "question"})
+    assert d.fields.query == "question" and d.fields.positive == "positive"
+    with pytest.raises(AttributeError):
+        d.wieght = 2.0
+    with pytest.raises(ValueError, match="Unknown record fields"):
+        dataset_config("a.jsonl", fields={"answer": "a"})
+
+
+def test_datasets_added_in_a_config_and_weights_overridden_on_the_command_line():
+    c = data_config()
+    with c.unlocked():
+        c.datasets.code = dataset_config("code.jsonl", weight=2.0)
+        c.datasets.bitext = dataset_config("bitext.jsonl")
+    argv = ["prog", "--data.datasets.code.weight=0.25", "--data.skip_malformed=true"]
+    values = flags.FlagValues()
+    config_flags.DEFINE_config_dict("data", c, flag_values=values, sys_argv=argv)
+    values(argv)
+    assert values.data.datasets.code.weight == 0.25 and values.data.skip_malformed is True
+    assert values.data.datasets.bitext.weight == 1.0
+    misspelt = ["prog", "--data.datasets.code.wieght=1"]
+    with pytest.raises(AttributeError, match='Did you mean "weight"'):
+        config_flags.DEFINE_config_dict("data", c, flag_values=flags.FlagValues(), sys_argv=misspelt)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: setattr(c.datasets.a, "weight", 0.0), "no dataset with a weight above 0"),
+    (lambda c: setattr(c.datasets.a, "format", "csv"), "data.datasets.a.format='csv'"),
+    (lambda c: setattr(c.datasets.a, "path", ""), "data.datasets.a.path is empty"),
+])
+def test_invalid_values_are_named(change, message):
+    c = data_config()
+    with c.unlocked():
+        c.datasets.a = dataset_config("a.jsonl")
+    change(c)
+    with pytest.raises(ValueError, match=message):
+        validate_data_config(c)
+
+
+def test_corpus_datasets_reads_the_manifest(tmp_path):
+    manifest = {"datasets": {"code": {"splits": {"train": {"path": "code/train.jsonl"},
+                                                 "heldout": {"path": "code/heldout.jsonl"}}}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    datasets = corpus_datasets(tmp_path, split="heldout")
+    assert list(datasets) == ["code"] and datasets.code.path == str(tmp_path / "code/heldout.jsonl")
+    with pytest.raises(ValueError, match="no split 'dev'"):
+        corpus_datasets(tmp_path, split="dev")
