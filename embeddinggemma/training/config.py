@@ -11,6 +11,7 @@ from pathlib import Path
 
 import ml_collections
 
+from embeddinggemma.data.config import data_config
 from embeddinggemma.model import EmbedderConfig, get_preset
 
 # Logical parameter and activation axes -> mesh axes. `batch` spans every data-parallel axis,
@@ -78,6 +79,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.mesh.axes = ("data", "fsdp", "tensor")
     c.mesh.shape = (-1, 1, 1)          # one -1 fills the remaining devices
     c.mesh.rules = DEFAULT_SHARDING_RULES
+
+    c.data = data_config()  # datasets and mixture weights: see embeddinggemma/data/config.py
 
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.every_steps = 500
