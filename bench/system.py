@@ -1,0 +1,78 @@
+"""What machine a benchmark ran on, and how busy other processes kept it meanwhile."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import time
+from importlib import metadata
+from pathlib import Path
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_model() -> str:
+    """The `model name` line of /proc/cpuinfo ("unknown" where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def package_versions(names: tuple[str, ...]) -> dict[str, str | None]:
+    """Installed distribution versions (None where a package is missing)."""
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _machine_busy_seconds() -> float:
+    # First line of /proc/stat: cumulative jiffies of all CPUs; guest time is already in user.
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / _CLOCK_TICKS
+
+
+def _own_cpu_seconds() -> float:
+    # This process plus its waited-for children (the cold-start subprocesses).
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class OtherLoad:
+    """Measures the share of all CPUs that other processes used between `start` and `stop`.
+
+    0.0 means the machine was otherwise idle; 0.5 on two cores means one core was taken.
+    """
+
+    def __init__(self) -> None:
+        self.start()
+
+    def start(self) -> None:
+        self._wall = time.perf_counter()
+        self._busy = _machine_busy_seconds()
+        self._own = _own_cpu_seconds()
+
+    def stop(self) -> float:
+        """The other processes' share of (wall time x CPUs) since `start`, in [0, 1]."""
+        wall = time.perf_counter() - self._wall
+        others = (_machine_busy_seconds() - self._busy) - (_own_cpu_seconds() - self._own)
+        capacity = wall * (os.cpu_count() or 1)
+        return min(max(others / capacity, 0.0), 1.0) if capacity > 0 else 0.0
+
+
+def idle_check(seconds: float = 2.0) -> dict:
+    """Load average and other processes' CPU share over a short quiet interval."""
+    load = OtherLoad()
+    time.sleep(seconds)
+    share = load.stop()
+    return {"other_cpu_share": round(share, 3), "loadavg": os.getloadavg(), "sample_s": seconds}
