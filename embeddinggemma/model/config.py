@@ -162,7 +162,8 @@ class TransformerConfig:
             "num_attention_heads": self.num_heads,
             "num_hidden_layers": self.num_layers,
             "num_key_value_heads": self.num_kv_heads,
-            "query_pre_attn_scalar": self.query_pre_attn_scalar,
+            # transformers validates this field as an int.
+            "query_pre_attn_scalar": _int_if_whole(self.query_pre_attn_scalar),
             "rms_norm_eps": self.norm_eps,
             "rope_local_base_freq": self.local_rope_base,
             "rope_scaling": None,
@@ -172,6 +173,10 @@ class TransformerConfig:
             "vocab_size": self.vocab_size,
             "dtype": "float32",
         }
+
+
+def _int_if_whole(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
 
 
 def _first(value: int | list[int]) -> int:

@@ -64,3 +64,9 @@ def test_config_errors_name_the_field():
 def test_config_dict_round_trip():
     config = embeddinggemma_300m(pooling="last", dtype="bfloat16")
     assert type(config).from_dict(config.to_dict()) == config
+
+
+def test_exported_hf_config_matches_the_released_file():
+    exported = embeddinggemma_300m().transformer.to_hf_config()
+    for key, value in RELEASED_CONFIG_JSON.items():
+        assert exported[key] == value and type(exported[key]) is type(value), key
