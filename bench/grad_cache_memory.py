@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from system import OtherLoad, cpu_model, idle_check, package_versions
-from train_step import BENCH_DIR, jax_machine, log, run_worker, time_steps, write_result, xla_memory
+from system import BENCH_DIR, OtherLoad, cpu_model, idle_check, package_versions, write_result
+from train_step import jax_machine, log, run_worker, time_steps, xla_memory
 
 PAIRS = 1024
 LENGTH = 32

@@ -33,11 +33,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
-from system import OtherLoad, cpu_model, idle_check, package_versions  # noqa: E402
+from system import (  # noqa: E402
+    BENCH_DIR,
+    OtherLoad,
+    cpu_model,
+    idle_check,
+    package_versions,
+    write_result,
+)
 from texts import gather_texts, texts_digest  # noqa: E402
 
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_DIR = BENCH_DIR / "results"
 MAX_LENGTH = 512
 BATCH_SIZE = 32
 PROMPTS = ("query", "document")
@@ -256,17 +261,6 @@ def machine_info(torch_threads_default: int, torch_threads: int) -> dict:
             "python": sys.version.split()[0], "versions": package_versions(VERSIONED)}
 
 
-def write_results(result: dict, quick: bool) -> Path:
-    """Timestamped result file plus the `latest` copy; returns the timestamped path."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stem = "embed_quick" if quick else "embed"
-    path = RESULTS_DIR / f"{stem}_{result['started']}.json"
-    text = json.dumps(result, indent=1) + "\n"
-    path.write_text(text)
-    (RESULTS_DIR / f"{stem}_latest.json").write_text(text)
-    return path
-
-
 def format_summary(result: dict) -> str:
     """A few lines for people; the JSON has everything."""
     m, t = result["machine"], result["throughput"]
@@ -355,7 +349,7 @@ def run_embed(args: argparse.Namespace) -> None:
         "other_cpu_share_overall": round(overall.stop(), 3),
         "wall_s": round((datetime.datetime.now() - started).total_seconds(), 1),
     }
-    path = write_results(result, args.quick)
+    path = write_result("embed_quick" if args.quick else "embed", result)
     print(format_summary(result))
     print(f"wrote {path.relative_to(BENCH_DIR.parent)}")
 

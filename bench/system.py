@@ -1,7 +1,8 @@
-"""What machine a benchmark ran on, and how busy other processes kept it meanwhile."""
+"""What machine a benchmark ran on, how busy other processes kept it, and where results go."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
@@ -76,3 +77,17 @@ def idle_check(seconds: float = 2.0) -> dict:
     time.sleep(seconds)
     share = load.stop()
     return {"other_cpu_share": round(share, 3), "loadavg": os.getloadavg(), "sample_s": seconds}
+
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+
+
+def write_result(stem: str, result: dict) -> Path:
+    """bench/results/<stem>_<started>.json plus <stem>_latest.json; returns the timestamped path."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{stem}_{result['started']}.json"
+    text = json.dumps(result, indent=1) + "\n"
+    path.write_text(text)
+    (RESULTS_DIR / f"{stem}_latest.json").write_text(text)
+    return path

@@ -32,10 +32,15 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from system import OtherLoad, cpu_model, idle_check, package_versions  # noqa: E402
+from system import (  # noqa: E402
+    BENCH_DIR,
+    OtherLoad,
+    cpu_model,
+    idle_check,
+    package_versions,
+    write_result,
+)
 
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_DIR = BENCH_DIR / "results"
 N_PAIRS = 16
 MAX_LENGTH = 128
 TEMPERATURE = 0.05
@@ -304,16 +309,6 @@ def run_worker(script: Path, side: str, spec: dict, timeout_s: float = WORKER_TI
     result["process_wall_s"] = round(wall, 2)
     result["other_cpu_share_process"] = round(share, 3)
     return result
-
-
-def write_result(stem: str, result: dict) -> Path:
-    """bench/results/<stem>_<started>.json plus <stem>_latest.json; returns the timestamped path."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{stem}_{result['started']}.json"
-    text = json.dumps(result, indent=1) + "\n"
-    path.write_text(text)
-    (RESULTS_DIR / f"{stem}_latest.json").write_text(text)
-    return path
 
 
 # --- the parent ------------------------------------------------------------------------------
