@@ -1,8 +1,14 @@
-"""Random access to the lines of a JSON-lines file: line offsets are indexed once, on opening."""
+"""Random access to the lines of a JSON-lines file: line offsets are indexed once, on opening.
+
+Records are read with `os.pread` rather than through a memory map: a file truncated or rewritten
+while a pipeline still reads it (another run rebuilding a corpus, say) then yields short or
+garbled lines, which fail as malformed records naming file and line, instead of SIGBUS killing
+the process.
+"""
 
 from __future__ import annotations
 
-import mmap
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +19,15 @@ from embeddinggemma.data.records import RawRecord
 _SCAN_CHUNK = 1 << 26
 
 
-def _line_bounds(buffer: memoryview | bytes) -> tuple[np.ndarray, np.ndarray]:
+def _line_bounds(fd: int) -> tuple[np.ndarray, np.ndarray]:
     """(start, end) byte offsets [L] of every line, the newline excluded, the last line included."""
-    data = np.frombuffer(buffer, dtype=np.uint8)
-    newlines = [np.flatnonzero(data[i:i + _SCAN_CHUNK] == ord("\n")) + i
-                for i in range(0, len(data), _SCAN_CHUNK)]
+    newlines, size = [], 0
+    while chunk := os.pread(fd, _SCAN_CHUNK, size):
+        newlines.append(np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == ord("\n")) + size)
+        size += len(chunk)
     ends = np.concatenate([*newlines, np.zeros(0, np.int64)]).astype(np.int64)
-    if len(data) and (not len(ends) or ends[-1] != len(data) - 1):
-        ends = np.append(ends, len(data))  # a last line without a newline
+    if size and (not len(ends) or ends[-1] != size - 1):
+        ends = np.append(ends, size)  # a last line without a newline
     starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)[: len(ends)]
     return starts, ends
 
@@ -34,10 +41,8 @@ class JsonLinesSource:
 
     def __init__(self, path: str | Path):
         self.path = Path(path).expanduser()
-        with open(self.path, "rb") as f:
-            size = f.seek(0, 2)
-            self._data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-        starts, ends = _line_bounds(self._data)
+        self._fd = os.open(self.path, os.O_RDONLY)
+        starts, ends = _line_bounds(self._fd)
         keep = ends > starts
         self._starts, self._ends = starts[keep], ends[keep]
         self._line_numbers = np.flatnonzero(keep) + 1
@@ -47,7 +52,15 @@ class JsonLinesSource:
 
     def __getitem__(self, index: int) -> RawRecord:
         return RawRecord(where=f"{self.path}:{self._line_numbers[index]}",
-                         payload=self._data[self._starts[index]:self._ends[index]])
+                         payload=os.pread(self._fd, int(self._ends[index] - self._starts[index]),
+                                          int(self._starts[index])))
+
+    def __reduce__(self):  # worker processes reopen the file
+        return type(self), (self.path,)
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
 
     def __repr__(self) -> str:
         return f"JsonLinesSource({str(self.path)!r}, {len(self)} records)"

@@ -1,6 +1,7 @@
 """Record sources: JSON-lines line index, ArrayRecord and the TFDS adapter."""
 
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -22,6 +23,16 @@ def test_jsonl_index_skips_empty_lines_and_numbers_lines_from_one(tmp_path):
 def test_jsonl_empty_file_has_no_records(tmp_path):
     (tmp_path / "e.jsonl").write_bytes(b"")
     assert len(JsonLinesSource(tmp_path / "e.jsonl")) == 0
+
+
+def test_jsonl_file_truncated_under_an_open_source_reads_short_records_without_crashing(tmp_path):
+    # A memory-mapped source died with SIGBUS here (a test rewrote a file its pipeline still read).
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps({"a": "x" * 5000}) + "\n" for _ in range(4)))
+    source = JsonLinesSource(path)
+    path.write_text("")
+    assert [source[i].payload for i in range(4)] == [b""] * 4
+    assert pickle.loads(pickle.dumps(source)).path == path
 
 
 def test_array_record_source_reads_json_records_and_names_file_and_index(tmp_path):
