@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         config = config_flag.value
         validate_config(config)
     except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
-        print(f"error: {_message(e)}", file=sys.stderr)
+        print(f"error: {config_error_message(e)}", file=sys.stderr)
         return 2
     print(config.to_json_best_effort(indent=2))
     if flag_values.workdir:
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _message(error: Exception) -> str:
+def config_error_message(error: Exception) -> str:
     inner = error.args[0] if error.args else error
     # ConfigDict reports an unknown field as an AttributeError wrapping a KeyError.
     text = str(inner.args[0] if isinstance(inner, KeyError) and inner.args else inner)

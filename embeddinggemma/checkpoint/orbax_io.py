@@ -36,10 +36,17 @@ def save_orbax(directory: str | Path, config: EmbedderConfig, params: Mapping,
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(directory / "params", jax.tree.map(np.asarray, dict(params)))
     checkpointer.wait_until_finished()
+    write_orbax_metadata(directory, config, tokenizer_model, prompts)
+    return directory
+
+
+def write_orbax_metadata(directory: str | Path, config: EmbedderConfig, tokenizer_model: str | Path,
+                         prompts: Mapping[str, str]) -> None:
+    """The files beside `params/`: the tokenizer and `embeddinggemma.json` (config, prompts)."""
+    directory = Path(directory)
     shutil.copyfile(tokenizer_model, directory / "tokenizer.model")
     metadata = {"format_version": FORMAT_VERSION, "config": config.to_dict(), "prompts": dict(prompts)}
     (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
-    return directory
 
 
 def read_orbax_metadata(directory: str | Path) -> tuple[EmbedderConfig, dict[str, str]]:

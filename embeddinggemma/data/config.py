@@ -63,6 +63,10 @@ def data_config() -> ml_collections.ConfigDict:
     """All data fields with their defaults, locked; no datasets yet."""
     c = ml_collections.ConfigDict()
     c.datasets = ml_collections.ConfigDict()  # name -> dataset_config(...)
+    # A corpus directory of scripts/build_corpus.py ("" = none): its train splits join `datasets`
+    # (weight 1, unless a dataset of that name is configured) and its held-out splits are the
+    # evaluation sets. The training command builds it with the default settings when missing.
+    c.corpus = ""
     c.skip_malformed = False   # False: a malformed record is an error naming file:line; True: skip, count
     c.teacher = ""             # name of the precomputed teacher embeddings to add; "" = none
     c.bucket_lengths = True    # pad to length buckets per batch; False (and multi-host): to the maximum
@@ -84,10 +88,28 @@ def corpus_datasets(corpus_dir: str | Path, split: str = "train") -> ml_collecti
     return datasets
 
 
+def with_corpus_datasets(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A copy of the data config with `corpus`'s train splits added to `datasets`.
+
+    A dataset already configured under the same name keeps its settings, so
+    `--config.data.datasets.bitext.weight=0` style overrides apply to corpus datasets too when a
+    config file declares them.
+    """
+    resolved = ml_collections.ConfigDict(c.to_dict())
+    if c.corpus:
+        with resolved.unlocked():
+            for name, dataset in corpus_datasets(c.corpus, "train").items():
+                if name not in resolved.datasets:
+                    resolved.datasets[name] = dataset
+    return resolved
+
+
 def validate_data_config(c: ml_collections.ConfigDict) -> None:
     """Checks values the schema's types cannot; each error names the field."""
     if not any(d.weight > 0 for d in c.datasets.values()):
-        raise ValueError("data.datasets has no dataset with a weight above 0.")
+        raise ValueError("data.datasets has no dataset with a weight above 0"
+                         + (" (data.corpus is set: resolve it first, see with_corpus_datasets)."
+                            if c.get("corpus") else "."))
     for name, d in c.datasets.items():
         where = f"data.datasets.{name}"
         if d.format not in FORMATS:

@@ -41,6 +41,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.pooling = "mean"           # mean, first, last, attention
     c.model.remat = False              # rematerialise each block in the backward pass
     c.model.init_checkpoint = ""       # Orbax or sentence-transformers directory; "" = random init
+    # SentencePiece model; "" = the init checkpoint's, else one trained on data.corpus's train
+    # split with the preset's vocabulary size (cached in the corpus directory).
+    c.model.tokenizer = ""
 
     c.loss = ml_collections.ConfigDict()
     c.loss.temperature = 0.05
@@ -82,9 +85,16 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.data = data_config()  # datasets and mixture weights: see embeddinggemma/data/config.py
 
+    c.eval = ml_collections.ConfigDict()
+    c.eval.every_steps = 100           # held-out retrieval nDCG@10, also before the first step; 0 = off
+    c.eval.max_queries = 500           # per held-out dataset (the first ones, in record order)
+    c.eval.batch_size = 64
+
     c.checkpoint = ml_collections.ConfigDict()
-    c.checkpoint.every_steps = 500
+    c.checkpoint.every_steps = 500     # and after the last step
     c.checkpoint.keep = 3
+    c.checkpoint.async_save = True     # write in the background while training goes on
+    c.checkpoint.export_params = True  # DIR/export: the final parameters, loadable by Embedder.load
 
     c.lock()
     return c
@@ -111,6 +121,9 @@ def sized_config(size: str) -> ml_collections.ConfigDict:
     c.train.max_query_length = s["max_query_length"]
     c.train.max_document_length = s["max_document_length"]
     c.mesh.shape = s["mesh_shape"]
+    if size == "tiny":
+        # Built by the first run when missing (scripts/build_corpus.py's defaults).
+        c.data.corpus = "~/.cache/embeddinggemma/corpus-v1"
     if size == "300m":
         c.model.dtype = "bfloat16"  # float32 master parameters, bfloat16 compute
         c.model.remat = True
@@ -139,6 +152,15 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     if len(config.mesh.axes) != len(config.mesh.shape):
         raise ValueError(f"mesh.axes={tuple(config.mesh.axes)} and mesh.shape="
                          f"{tuple(config.mesh.shape)} differ in length.")
+    for field in ("every_steps", "keep"):
+        if config.checkpoint[field] < 1:
+            raise ValueError(f"checkpoint.{field}={config.checkpoint[field]} must be >= 1.")
+    if config.eval.every_steps < 0 or config.eval.max_queries < 1 or config.eval.batch_size < 1:
+        raise ValueError("eval.every_steps must be >= 0, eval.max_queries and eval.batch_size >= 1.")
+    if config.train.num_steps < 1:
+        raise ValueError(f"train.num_steps={config.train.num_steps} must be >= 1.")
+    if not config.loss.temperature > 0:
+        raise ValueError(f"loss.temperature={config.loss.temperature} must be > 0.")
     if config.loss.teacher_dim < 0:
         raise ValueError(f"loss.teacher_dim={config.loss.teacher_dim} must be >= 0.")
 

@@ -1,0 +1,75 @@
+"""What a run reads besides its config: the corpus (built when missing) and the tokenizer.
+
+A fresh clone has neither: the tiny configs name `data.corpus`, which the first run builds with
+the corpus builder's defaults, and a randomly initialised model gets a SentencePiece vocabulary
+trained on that corpus's train split, cached beside it as `tokenizer-<vocab>.model`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import ml_collections
+
+from embeddinggemma.data.config import corpus_datasets
+from embeddinggemma.data.corpus.build import MANIFEST, build_corpus
+from embeddinggemma.data.jsonl import JsonLinesSource
+from embeddinggemma.data.records import parse_example
+
+logger = logging.getLogger(__name__)
+
+HELDOUT_SPLIT = "heldout"
+
+
+def ensure_corpus(corpus_dir: str | Path) -> Path:
+    """The corpus directory, built with the builder's default settings when it has no manifest."""
+    corpus_dir = Path(corpus_dir).expanduser()
+    if not (corpus_dir / MANIFEST).is_file():
+        logger.warning("Building the corpus %s (once; about 15 s) ...", corpus_dir)
+        build_corpus(corpus_dir, overwrite=corpus_dir.exists())
+    return corpus_dir
+
+
+def heldout_datasets(data_cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The evaluation sets: the held-out splits of `data.corpus` (none without a corpus)."""
+    if not data_cfg.corpus:
+        return ml_collections.ConfigDict()
+    return corpus_datasets(data_cfg.corpus, HELDOUT_SPLIT)
+
+
+def corpus_tokenizer(corpus_dir: str | Path, vocab_size: int) -> Path:
+    """A SentencePiece model with Gemma's special ids trained on the corpus's train texts.
+
+    Deterministic (one thread, every sentence, no sampling); cached in the corpus directory and
+    written under a temporary name first, so a killed run leaves no half-written model.
+    """
+    import sentencepiece as spm
+
+    corpus_dir = Path(corpus_dir).expanduser()
+    path = corpus_dir / f"tokenizer-{vocab_size}.model"
+    if path.is_file():
+        return path
+    texts = []
+    for dataset in corpus_datasets(corpus_dir, "train").values():
+        source = JsonLinesSource(dataset.path)
+        for i in range(len(source)):
+            example = parse_example(source[i], dict(dataset.fields))
+            texts += [t for t in (example.query, example.positive, example.negative, example.title) if t]
+    with tempfile.TemporaryDirectory(dir=corpus_dir) as tmp:
+        text_file = Path(tmp) / "texts.txt"
+        # SentencePiece reads one sentence per line.
+        text_file.write_text("\n".join(" ".join(t.split()) for t in texts) + "\n")
+        spm.SentencePieceTrainer.train(
+            input=str(text_file), model_prefix=str(Path(tmp) / "sp"), vocab_size=vocab_size,
+            pad_id=0, eos_id=1, bos_id=2, unk_id=3, model_type="bpe",
+            character_coverage=0.99,  # the bitext has 99 languages: rare characters -> unk
+            num_threads=1, input_sentence_size=0, shuffle_input_sentence=False,
+            max_sentence_length=1 << 16, minloglevel=2)
+        os.replace(Path(tmp) / "sp.model", path)
+    (corpus_dir / f"tokenizer-{vocab_size}.json").write_text(
+        json.dumps({"trained_on": "train splits", "sentences": len(texts), "vocab_size": vocab_size}))
+    return path

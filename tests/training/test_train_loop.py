@@ -1,0 +1,178 @@
+"""The training command end to end: resume after SIGKILL, incomplete checkpoints, NaN stop,
+initialisation from a checkpoint, and two processes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from embeddinggemma.checkpoint.orbax_io import load_orbax_params, save_orbax
+from embeddinggemma.model import tiny
+from embeddinggemma.training.metrics import read_jsonl
+from tests.training.conftest import REPO, process_env, run
+
+
+def losses(workdir: Path) -> dict[int, float]:
+    return {r["step"]: r["loss"] for r in read_jsonl(workdir / "metrics.jsonl")}
+
+
+def export(workdir: Path) -> dict:
+    return jax.device_get(load_orbax_params(workdir / "export"))
+
+
+def assert_same_params(a: dict, b: dict, atol: float = 0.0) -> None:
+    flat_a, flat_b = jax.tree_util.tree_leaves_with_path(a), jax.tree_util.tree_leaves_with_path(b)
+    assert [p for p, _ in flat_a] == [p for p, _ in flat_b]
+    for (path, x), (_, y) in zip(flat_a, flat_b, strict=True):
+        np.testing.assert_allclose(x, y, rtol=0, atol=atol, err_msg=jax.tree_util.keystr(path))
+
+
+def test_a_run_killed_halfway_and_restarted_matches_an_uninterrupted_run(tmp_path, train_command):
+    steps = 16
+    straight = run(train_command(tmp_path / "straight", steps=steps))
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    expected = losses(tmp_path / "straight")
+    assert sorted(expected) == list(range(1, steps + 1))
+
+    killed_dir = tmp_path / "killed"
+    process = subprocess.Popen(train_command(killed_dir, steps=steps), env=process_env(), cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while len(losses(killed_dir)) < steps // 2 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL, "the run ended before it could be killed halfway"
+    logged_before_kill = max(losses(killed_dir))
+    assert logged_before_kill < steps
+
+    resumed = run(train_command(killed_dir, steps=steps))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resumed" in resumed.stderr
+    got = losses(killed_dir)
+    assert sorted(got) == list(range(1, steps + 1))  # each step once, the killed run's extra lines dropped
+    np.testing.assert_allclose([got[s] for s in sorted(got)], [expected[s] for s in sorted(expected)],
+                               rtol=0, atol=1e-6)
+    assert read_jsonl(killed_dir / "eval.jsonl") == read_jsonl(tmp_path / "straight" / "eval.jsonl")
+    assert_same_params(export(killed_dir), export(tmp_path / "straight"))
+
+
+def test_an_incomplete_checkpoint_left_by_a_kill_while_saving_is_ignored(tmp_path, train_command):
+    workdir = tmp_path / "run"
+    first = run(train_command(workdir, steps=8))
+    assert first.returncode == 0, first.stderr[-3000:]
+    expected = losses(workdir)
+    checkpoints = workdir / "checkpoints"
+    assert sorted(int(p.name) for p in checkpoints.iterdir()) == [2, 4, 6, 8]
+    # What a kill during the save of step 6 leaves: step 4 complete, step 6 a temporary directory
+    # with part of its files, nothing after.
+    for step in (6, 8):
+        shutil.rmtree(checkpoints / str(step))
+    partial = checkpoints / "6.orbax-checkpoint-tmp-1795740000000000"
+    shutil.copytree(checkpoints / "4", partial)
+    for f in sorted(p for p in partial.rglob("*") if p.is_file())[::2]:
+        f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2])
+    shutil.rmtree(workdir / "export")
+
+    again = run(train_command(workdir, steps=8))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Resumed" in again.stderr and "from step 4" in again.stderr
+    assert not partial.exists()
+    got = losses(workdir)
+    np.testing.assert_allclose([got[s] for s in range(1, 9)], [expected[s] for s in range(1, 9)],
+                               rtol=0, atol=1e-6)
+
+
+def test_a_nan_loss_stops_the_run_naming_step_and_term_and_keeps_the_last_good_checkpoint(
+        tmp_path, train_command, monkeypatch):
+    workdir = tmp_path / "run"
+    first = run(train_command(workdir, steps=4))
+    assert first.returncode == 0, first.stderr[-3000:]
+
+    # The same run continued to step 8 with a spread-out term that turns NaN: in process, so the
+    # objective can be patched; the config is parsed from the same command line. It resumes
+    # on 8 devices what was saved on 1: Orbax reshards.
+    import embeddinggemma.training.step as step_module
+    from embeddinggemma.train import parse_command_line
+    from embeddinggemma.training.loop import NonFiniteLossError, train
+
+    real_objective = step_module.objective
+
+    def poisoned(loss_cfg, embeddings, batch, head_params):
+        loss, metrics = real_objective(loss_cfg, embeddings, batch, head_params)
+        nan = jax.numpy.float32(np.nan)
+        return loss + nan, {**metrics, "spread_out/loss": metrics["spread_out/loss"] + nan}
+
+    monkeypatch.setattr(step_module, "objective", poisoned)
+    config, _ = parse_command_line(train_command(workdir, steps=8)[3:])
+    expected = r"step 5: the loss is nan .*non-finite terms: spread_out/loss\..*last good checkpoint is .*/4"
+    with pytest.raises(NonFiniteLossError, match=expected):
+        train(config, workdir)
+    assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()) == [2, 4]
+    assert max(losses(workdir)) == 4
+
+
+def test_initialisation_from_a_checkpoint_starts_from_its_parameters(tmp_path, train_command):
+    source = tmp_path / "source"
+    assert run(train_command(source, steps=4)).returncode == 0
+    init = run(train_command(tmp_path / "init", f"--config.model.init_checkpoint={source / 'export'}",
+                             "--config.optimizer.learning_rate=0", steps=4))
+    assert init.returncode == 0, init.stderr[-3000:]
+    # With a zero learning rate the parameters stay the checkpoint's: the same export, the same
+    # held-out score before the first step as the source run's after its last.
+    assert_same_params(export(tmp_path / "init"), export(source))
+    source_final = read_jsonl(source / "eval.jsonl")[-1]
+    init_first = read_jsonl(tmp_path / "init" / "eval.jsonl")[0]
+    assert init_first["step"] == 0 and source_final["step"] == 4
+    assert init_first["eval/ndcg@10"] == pytest.approx(source_final["eval/ndcg@10"], abs=1e-6)
+
+
+def test_initialisation_from_a_checkpoint_of_another_shape_names_the_parameters(tmp_path, train_command,
+                                                                                tiny_tokenizer_path):
+    wide = tiny().replace(projection_dims=(96, 64))
+    from embeddinggemma.model import init_params
+
+    params = jax.device_get(init_params(wide, jax.random.PRNGKey(0)))
+    save_orbax(tmp_path / "wide", wide, params, tiny_tokenizer_path, {})
+    result = run(train_command(tmp_path / "run", f"--config.model.init_checkpoint={tmp_path / 'wide'}",
+                               steps=2))
+    assert result.returncode == 2
+    assert "does not fit the configured model" in result.stderr
+    assert "(64, 96) vs model (64, 128)" in result.stderr and "(96, 64) vs model (128, 64)" in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_train_like_one_process_on_the_same_global_batch(tmp_path, train_command):
+    # Hosts must agree on shapes, so multi-process batches are padded to the maximum lengths; the
+    # one-process reference pads the same way. Two devices either way: one per process, or two in one.
+    overrides = ("--config.data.bucket_lengths=False", "--config.mesh.shape=(2,1,1)")
+    single = run(train_command(tmp_path / "single", *overrides, steps=4), devices=2)
+    assert single.returncode == 0, single.stderr[-3000:]
+
+    port = _free_port()
+    procs = [subprocess.Popen(
+        [*train_command(tmp_path / "multi", *overrides, steps=4), f"--coordinator_address=localhost:{port}",
+         "--num_processes=2", f"--process_id={i}"],
+        env=process_env(1), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    expected, got = losses(tmp_path / "single"), losses(tmp_path / "multi")
+    assert sorted(got) == [1, 2, 3, 4]
+    np.testing.assert_allclose([got[s] for s in range(1, 5)], [expected[s] for s in range(1, 5)], rtol=1e-5)
+    assert_same_params(export(tmp_path / "multi"), export(tmp_path / "single"), atol=1e-5)
+    assert json.loads((tmp_path / "multi" / "config.json").read_text())["data"]["bucket_lengths"] is False
