@@ -6,7 +6,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 INSTALLED := $(VENV)/.installed
 REFERENCE := $(VENV)/.reference-installed
 
-.PHONY: install install-reference fetch demo test test-fast bench lint golden clean
+.PHONY: install install-reference fetch demo model-card test test-fast bench lint golden clean
 
 install: $(INSTALLED)
 
@@ -28,8 +28,12 @@ $(REFERENCE): $(INSTALLED)
 fetch: install
 	$(PY) -m embeddinggemma.fetch
 
+# Trains the tiny model on the small real corpus (built on first use) and evaluates it.
 demo: install
 	$(PY) -m embeddinggemma.demo
+
+model-card: install
+	$(PY) -m embeddinggemma.model_card
 
 # Fetching first makes a network failure show plainly before the tests that need the weights.
 test: install

@@ -20,6 +20,7 @@ RUNTIME = [
     "tqdm>=4.66",
     "absl-py>=2.0",
     "bm25s>=0.3.16",  # hard-negative mining in the corpus builder
+    "tensorboardX>=2.6.5",  # TensorBoard event files without TensorFlow
 ]
 
 REFERENCE = [
@@ -37,7 +38,8 @@ setup(
     packages=find_packages(include=["embeddinggemma", "embeddinggemma.*"]),
     install_requires=RUNTIME,
     extras_require={
-        "test": ["pytest>=8.0", "ruff>=0.6"],
+        # tensorboard reads the event files back; scikit-learn is the reference for metrics.
+        "test": ["pytest>=8.0", "ruff>=0.6", "tensorboard>=2.21", "scikit-learn>=1.5"],
         "reference": REFERENCE,
         "eval": REFERENCE + ["scikit-learn>=1.5", "mteb>=2.0"],
     },

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if jax.process_index() == 0:
-        final = summary.evaluations.get(summary.last_step, {}).get("eval/ndcg@10")
+        final = summary.evaluations.get(summary.last_step, {}).get("eval/ndcg_at_10")
         print(f"done: step {summary.last_step} in {summary.seconds:.0f} s"
               + (f", loss {summary.final_loss:.4f}" if summary.final_loss is not None else "")
               + (f", held-out nDCG@10 {final:.4f}" if final is not None else "")

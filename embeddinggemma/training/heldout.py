@@ -30,7 +30,7 @@ def ndcg_at_10(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
 
 
 class HeldoutRetrieval:
-    """`evaluate(embed) -> {"eval/<dataset>/ndcg@10": ..., "eval/ndcg@10": mean over datasets}`."""
+    """`evaluate(embed) -> {"eval/<dataset>/ndcg_at_10": ..., "eval/ndcg_at_10": mean over datasets}`."""
 
     def __init__(self, data_cfg: ml_collections.ConfigDict, datasets: ml_collections.ConfigDict,
                  tokenizer: Tokenizer, *, max_query_length: int, max_document_length: int,
@@ -66,7 +66,7 @@ class HeldoutRetrieval:
             # Distinct documents: equal positive texts (equal ids) are one document.
             _, first, relevant = np.unique(positive_ids, return_index=True, return_inverse=True)
             scores = queries.astype(np.float64) @ positives[first].astype(np.float64).T
-            metrics[f"eval/{name}/ndcg@10"] = float(ndcg_at_10(scores, relevant.reshape(-1)).mean())
+            metrics[f"eval/{name}/ndcg_at_10"] = float(ndcg_at_10(scores, relevant.reshape(-1)).mean())
         if metrics:
-            metrics["eval/ndcg@10"] = float(np.mean(list(metrics.values())))
+            metrics["eval/ndcg_at_10"] = float(np.mean(list(metrics.values())))
         return metrics

@@ -170,7 +170,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> RunSummary:
         metrics = heldout.evaluate(lambda tokens: np.asarray(embed_jit(encoder, tokens)))
         evaluations[step] = metrics
         writer.write_eval(step, metrics)
-        logger.warning("step %d: held-out nDCG@10 %.4f", step, metrics["eval/ndcg@10"])
+        logger.warning("step %d: held-out nDCG@10 %.4f", step, metrics["eval/ndcg_at_10"])
 
     if start_step == 0:
         evaluate(0)

@@ -3,7 +3,7 @@
 Files under the work directory:
   metrics.jsonl   {"step", "loss", every loss term, "learning_rate", "grad_norm", "dataset",
                    "examples_per_second", "tokens_per_second"} for every step
-  eval.jsonl      {"step", "eval/<dataset>/ndcg@10", ..., "eval/ndcg@10"} for every evaluation
+  eval.jsonl      {"step", "eval/<dataset>/ndcg_at_10", ..., "eval/ndcg_at_10"} for every evaluation
   tensorboard/    the same scalars as TensorBoard events (`tensorboard --logdir DIR/tensorboard`)
 
 A run resumed from step S first drops the lines of steps after S (written by the killed run after
