@@ -21,6 +21,10 @@ RUNTIME = [
     "absl-py>=2.0",
     "bm25s>=0.3.16",  # hard-negative mining in the corpus builder
     "tensorboardX>=2.6.5",  # TensorBoard event files without TensorFlow
+    # The evaluation suite: the metric libraries MTEB uses, and plots.
+    "pytrec-eval-terrier>=0.5.11",
+    "scikit-learn>=1.5",
+    "matplotlib>=3.8",
 ]
 
 REFERENCE = [
@@ -38,9 +42,10 @@ setup(
     packages=find_packages(include=["embeddinggemma", "embeddinggemma.*"]),
     install_requires=RUNTIME,
     extras_require={
-        # tensorboard reads the event files back; scikit-learn is the reference for metrics.
-        "test": ["pytest>=8.0", "ruff>=0.6", "tensorboard>=2.21", "scikit-learn>=1.5"],
+        # tensorboard reads the event files back.
+        "test": ["pytest>=8.0", "ruff>=0.6", "tensorboard>=2.21"],
         "reference": REFERENCE,
-        "eval": REFERENCE + ["scikit-learn>=1.5", "mteb>=2.0"],
+        # mteb itself (the adapter and its test); it needs torch, so install torch==2.13.0 first.
+        "eval": REFERENCE + ["mteb>=2.26"],
     },
 )

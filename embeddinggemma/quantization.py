@@ -1,0 +1,70 @@
+"""Weight quantisation schemes of the paper, applied after training (quantise, then dequantise).
+
+  int8-block   every weight matrix in int8, one scale per block of 32 input values
+  int4-block   the same in int4
+  mixed        per-channel: int4 for the embedding, feed-forward and projection layers, int8 for
+               attention (one scale per output channel)
+
+Symmetric round-to-nearest; norms stay in float. Evaluating a checkpoint under a scheme measures
+what quantising it costs (the evaluate command's `--quant`); quantisation-aware training is what
+the paper does to recover it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import jax
+import numpy as np
+
+BLOCK = 32
+SCHEMES = ("int8-block", "int4-block", "mixed")
+
+
+def _contraction_axes(path: tuple[str, ...], ndim: int) -> tuple[int, ...]:
+    """The axes a weight is summed over in the forward pass (its input axes)."""
+    name = path[-1]
+    if name == "embedding":
+        return (1,)  # a row is a token's vector
+    if name == "out":
+        return (1, 2)  # [layers, heads, head_dim, embed]
+    if name.startswith("projection_"):
+        return (0,)
+    return (1,)  # [layers, input, ...]
+
+
+def fake_quantize(w: np.ndarray, bits: int, axes: tuple[int, ...], block: int | None) -> np.ndarray:
+    """`w` quantised symmetrically to `bits` and dequantised; scales per block of `block` values of the
+    last contraction axis (the greatest common divisor of the two when the axis is not a multiple),
+    or per output channel (over all contraction axes) when block is None."""
+    w = np.asarray(w, np.float32)
+    qmax = 2 ** (bits - 1) - 1
+    if block is None:
+        scale = np.max(np.abs(w), axis=axes, keepdims=True) / qmax
+        return np.clip(np.round(w / np.where(scale == 0, 1, scale)), -qmax - 1, qmax) * scale
+    axis = axes[-1]
+    block = math.gcd(block, w.shape[axis])  # a short axis (a tiny model's heads) gets smaller blocks
+    moved = np.moveaxis(w, axis, -1)
+    blocks = moved.reshape(*moved.shape[:-1], moved.shape[-1] // block, block)
+    scale = np.max(np.abs(blocks), axis=-1, keepdims=True) / qmax
+    q = np.clip(np.round(blocks / np.where(scale == 0, 1, scale)), -qmax - 1, qmax) * scale
+    return np.moveaxis(q.reshape(moved.shape), -1, axis)
+
+
+def quantize_params(params: Mapping, scheme: str, block: int = BLOCK) -> dict:
+    """The embedder's parameters with every weight matrix quantised by `scheme` (see SCHEMES)."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"Unknown quantisation scheme {scheme!r}; choose one of {', '.join(SCHEMES)}.")
+
+    def one(path, w):
+        names = tuple(getattr(k, "key", str(k)) for k in path)
+        if np.ndim(w) < 2 or names[-1] == "scale":
+            return np.asarray(w)
+        axes = _contraction_axes(names, np.ndim(w))
+        if scheme == "mixed":
+            bits = 8 if "attn" in names else 4
+            return fake_quantize(w, bits, axes, None).astype(np.asarray(w).dtype)
+        return fake_quantize(w, 8 if scheme == "int8-block" else 4, axes, block).astype(np.asarray(w).dtype)
+
+    return jax.tree_util.tree_map_with_path(one, jax.device_get(dict(params)))
