@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 INSTALLED := $(VENV)/.installed
-REFERENCE := $(VENV)/.reference-installed
+EVAL := $(VENV)/.eval-installed
 
-.PHONY: install install-reference fetch demo model-card test test-fast bench lint golden clean
+.PHONY: install install-eval install-reference fetch demo model-card evaluate test test-fast bench lint golden clean
 
 install: $(INSTALLED)
 
@@ -16,13 +16,16 @@ $(INSTALLED): setup.py
 	$(PIP) install -q -e '.[test]'
 	touch $@
 
-# The reference implementation (golden files, benchmarks). torch first: the pinned CPU build
-# comes from local disk on these machines, where a bare `torch` would pull a CUDA build.
-install-reference: $(REFERENCE)
+# The reference implementation and mteb (golden files, benchmarks, the mteb tests). torch first:
+# the pinned CPU build comes from local disk on these machines, where a bare `torch` would pull a
+# CUDA build.
+install-eval: $(EVAL)
 
-$(REFERENCE): $(INSTALLED)
+install-reference: install-eval
+
+$(EVAL): $(INSTALLED) setup.py
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[test,reference]'
+	$(PIP) install -q -e '.[test,eval]'
 	touch $@
 
 fetch: install
@@ -35,23 +38,28 @@ demo: install
 model-card: install
 	$(PY) -m embeddinggemma.model_card
 
+# The offline suite on the released checkpoint at every Matryoshka dimension.
+evaluate: install
+	$(PY) -m embeddinggemma.evaluate --checkpoint $$($(PY) -m embeddinggemma.fetch) --out runs/eval-release
+
 # Fetching first makes a network failure show plainly before the tests that need the weights.
-test: install
+test: install-eval
 	$(PY) -m embeddinggemma.fetch > /dev/null
 	$(PY) -m pytest tests
 
-test-fast: install
+test-fast: install-eval
 	$(PY) -m pytest -m "not release" tests
 
-bench: install-reference
+bench: install-eval
 	$(PY) -m embeddinggemma.fetch > /dev/null
 	$(PY) bench/run.py
 
 lint: install
 	$(PY) -m ruff check .
 
-golden: install-reference
+golden: install-eval
 	$(PY) scripts/make_golden.py
+	$(PY) scripts/make_golden_scores.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,9 +1,9 @@
 """Benchmarks of the JAX implementation against sentence-transformers on CPU (run by `make bench`).
 
-    .venv/bin/python bench/run.py [--only embed|train|memory] [--quick] [--repeats N]
+    .venv/bin/python bench/run.py [--only embed|train|memory|eval] [--quick] [--repeats N]
                                   [--model-dir DIR] [--skip-cold-start]
 
-Runs all three benchmarks by default, or the one `--only` names:
+Runs all four benchmarks by default, or the one `--only` names:
   embed:   in one process on one machine, throughput (texts/s, real tokens/s) of both
            implementations on the same real queries and documents, after a full warm-up pass
            each; the agreement of their embeddings; and, in fresh subprocesses, the cold start
@@ -11,6 +11,8 @@ Runs all three benchmarks by default, or the one `--only` names:
            embed_latest.json (embed_quick_*.json with --quick).
   train:   bench/train_step.py, one training step of the 300m model, JAX against PyTorch.
   memory:  bench/grad_cache_memory.py, one step of the tiny model with and without grad caching.
+  eval:    bench/eval_suite.py, the offline evaluation suite on the released model (about 10 min;
+           --quick: two tasks).
 Each prints a summary. See bench/README.md for the fields.
 """
 
@@ -49,7 +51,7 @@ PROMPTS = ("query", "document")
 LABELS = (("embedder", "Embedder (JAX)"), ("sentence_transformers", "sentence-transformers"))
 VERSIONED = ("jax", "jaxlib", "flax", "numpy", "torch", "transformers", "sentence-transformers",
              "embeddinggemma")
-BENCHMARKS = ("embed", "train", "memory")
+BENCHMARKS = ("embed", "train", "memory", "eval")
 
 Encoder = Callable[[list[str], str], np.ndarray]
 
@@ -304,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     if "memory" in selected:
         import grad_cache_memory
         grad_cache_memory.main(quick)
+    if "eval" in selected:
+        import eval_suite
+        quick_tasks = ["--tasks", "Glib20PairClassification,ManPageSectionClustering"] if args.quick else []
+        eval_suite.main(quick_tasks + (["--model-dir", str(args.model_dir)] if args.model_dir else []))
     return 0
 
 
