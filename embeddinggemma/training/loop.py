@@ -20,6 +20,7 @@ from pathlib import Path
 import jax
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
@@ -57,13 +58,25 @@ class RunSummary:
     seconds: float
 
 
+def _first_process_first(name: str, prepare):
+    """Runs `prepare` on process 0, then on the others: on a shared filesystem they find what process
+    0 made (a corpus, a tokenizer) instead of racing to write it; on their own disks they make it."""
+    if jax.process_index() == 0:
+        result = prepare()
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(f"prepare:{name}")
+    if jax.process_index() != 0:
+        result = prepare()
+    return result
+
+
 def _resolve_inputs(config: ml_collections.ConfigDict
                     ) -> tuple[ml_collections.ConfigDict, Path, dict, dict | None]:
     """(data config with the corpus's datasets, tokenizer path, prompts, init checkpoint params)."""
     data_cfg = config.data
     if data_cfg.corpus:
         data_cfg = ml_collections.ConfigDict(data_cfg.to_dict())
-        data_cfg.corpus = str(ensure_corpus(data_cfg.corpus))
+        data_cfg.corpus = str(_first_process_first("corpus", lambda: ensure_corpus(data_cfg.corpus)))
         data_cfg = with_corpus_datasets(data_cfg)
     init = load_checkpoint(config.model.init_checkpoint) if config.model.init_checkpoint else None
     prompts = dict(init.prompts) if init else dict(DEFAULT_PROMPTS)
@@ -72,7 +85,8 @@ def _resolve_inputs(config: ml_collections.ConfigDict
     elif init:
         tokenizer = init.tokenizer_path
     elif data_cfg.corpus:
-        tokenizer = corpus_tokenizer(data_cfg.corpus, model_config(config).transformer.vocab_size)
+        vocab_size = model_config(config).transformer.vocab_size
+        tokenizer = _first_process_first("tokenizer", lambda: corpus_tokenizer(data_cfg.corpus, vocab_size))
     else:
         raise ValueError("No tokenizer: set model.tokenizer, model.init_checkpoint or data.corpus.")
     return data_cfg, tokenizer, prompts, (init.params if init else None)
