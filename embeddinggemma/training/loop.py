@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from embeddinggemma.checkpoint.loading import load_checkpoint
 from embeddinggemma.data.config import with_corpus_datasets
-from embeddinggemma.data.pipeline import TrainIterator, make_train_iterator
+from embeddinggemma.data.pipeline import make_train_iterator
 from embeddinggemma.model import EmbedderConfig, EmbeddingModel
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 from embeddinggemma.tokenizer import Tokenizer
@@ -233,4 +233,4 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> RunSummary:
                       time.perf_counter() - started)
 
 
-__all__ = ["NonFiniteLossError", "RunSummary", "TrainIterator", "train"]
+__all__ = ["NonFiniteLossError", "RunSummary", "train"]

@@ -198,3 +198,12 @@ def test_distillation_from_precomputed_teacher_embeddings_of_another_width(
     assert all(np.isfinite(r["distillation/loss"]) and r["distillation/loss"] > 0 for r in rows)
     # The learned 64 -> 96 map is trained but not part of the exported encoder.
     assert "distillation_projection" not in export(tmp_path / "run")
+
+
+@pytest.mark.release
+def test_initialising_the_tiny_model_from_the_release_names_the_mismatched_shapes(tmp_path, train_command,
+                                                                                 release_dir):
+    result = run(train_command(tmp_path / "run", f"--config.model.init_checkpoint={release_dir}", steps=2))
+    assert result.returncode == 2
+    assert f"model.init_checkpoint={release_dir} does not fit the configured model" in result.stderr
+    assert "['transformer']['embedding']: checkpoint (262144, 768) vs model (512, 64)" in result.stderr
