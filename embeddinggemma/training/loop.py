@@ -28,6 +28,7 @@ from embeddinggemma.checkpoint.loading import load_checkpoint
 from embeddinggemma.data.config import with_corpus_datasets
 from embeddinggemma.data.pipeline import make_train_iterator
 from embeddinggemma.model import EmbedderConfig, EmbeddingModel
+from embeddinggemma.model import init_params as init_params_of
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 from embeddinggemma.tokenizer import Tokenizer
 from embeddinggemma.training.checkpoints import RunCheckpoints, abstract_like, export_params
@@ -109,9 +110,8 @@ def _check_init_params(checkpoint_params: Mapping, model_params: Mapping, path: 
                          f"(model.preset and friends):\n  {shown}")
 
 
-def _initialise_from(state: dict, shardings: Mapping, tx, checkpoint_params: Mapping, path: str) -> dict:
-    """The state with the checkpoint's encoder parameters and a fresh optimizer state for them."""
-    _check_init_params(checkpoint_params, state["params"][ENCODER], path)
+def _initialise_from(state: dict, shardings: Mapping, tx, checkpoint_params: Mapping) -> dict:
+    """The state with the checkpoint's encoder parameters (shapes checked) and a fresh optimizer state."""
     encoder = jax.tree.map(lambda x, ref, s: jax.device_put(np.asarray(x).astype(ref.dtype), s),
                            checkpoint_params, state["params"][ENCODER], shardings["params"][ENCODER])
     params = {**state["params"], ENCODER: encoder}
@@ -140,6 +140,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> RunSummary:
     data_cfg, tokenizer_path, prompts, init_params = _resolve_inputs(config)
     tokenizer = Tokenizer(tokenizer_path)
     model_cfg: EmbedderConfig = model_config(config)
+    if init_params is not None:  # before the tokenizer's check: this error names every parameter
+        abstract = jax.eval_shape(lambda: init_params_of(model_cfg, jax.random.PRNGKey(0)))
+        _check_init_params(init_params, abstract, config.model.init_checkpoint)
     if tokenizer.vocab_size > model_cfg.transformer.vocab_size:
         raise ValueError(f"The tokenizer {tokenizer_path} has {tokenizer.vocab_size} pieces, more than "
                          f"model.preset={config.model.preset!r}'s vocabulary of "
@@ -163,7 +166,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> RunSummary:
         data.set_state(data_state)
         logger.warning("Resumed %s from step %d.", workdir, start_step)
     elif init_params is not None:
-        state = _initialise_from(state, shardings, tx, init_params, config.model.init_checkpoint)
+        state = _initialise_from(state, shardings, tx, init_params)
 
     model = EmbeddingModel(model_cfg)
     replicated = NamedSharding(mesh, PartitionSpec())
