@@ -22,7 +22,7 @@ BLOCK = 32
 SCHEMES = ("int8-block", "int4-block", "mixed")
 
 
-def _contraction_axes(path: tuple[str, ...], ndim: int) -> tuple[int, ...]:
+def _contraction_axes(path: tuple[str, ...]) -> tuple[int, ...]:
     """The axes a weight is summed over in the forward pass (its input axes)."""
     name = path[-1]
     if name == "embedding":
@@ -61,7 +61,7 @@ def quantize_params(params: Mapping, scheme: str, block: int = BLOCK) -> dict:
         names = tuple(getattr(k, "key", str(k)) for k in path)
         if np.ndim(w) < 2 or names[-1] == "scale":
             return np.asarray(w)
-        axes = _contraction_axes(names, np.ndim(w))
+        axes = _contraction_axes(names)
         if scheme == "mixed":
             bits = 8 if "attn" in names else 4
             return fake_quantize(w, bits, axes, None).astype(np.asarray(w).dtype)

@@ -65,8 +65,7 @@ class MTEBEncoder:
         return cls(Embedder.load(checkpoint, dtype=dtype), name=kwargs.pop("name", name), **kwargs)
 
     def prompt_name(self, task_name: str, task_type: str, prompt_type: str | None) -> str | None:
-        task = Task(name=task_name, type=task_type, languages=(), domain="", sha256="", data={})
-        return prompt_name(self.embedder.prompts, task, prompt_type)
+        return prompt_name(self.embedder.prompts, task_name, task_type, prompt_type)
 
     def encode(
         self, inputs, *, task_metadata, hf_split: str, hf_subset: str, prompt_type=None, **kwargs

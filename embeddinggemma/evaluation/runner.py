@@ -75,6 +75,15 @@ def truncate(vectors: np.ndarray, dim: int) -> np.ndarray:
     return (head / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+def _classification_training(labels) -> tuple[list[int], list[list[int]]]:
+    """(the training examples MTEB embeds: the union of its undersampling experiments, sorted;
+    each experiment's examples as rows of that union)."""
+    experiments = metrics.classification_experiments(labels)
+    used = sorted(set().union(*experiments))
+    row = {original: i for i, original in enumerate(used)}
+    return used, [[row[i] for i in chosen] for chosen in experiments]
+
+
 def _corpus_text(document: Mapping[str, str]) -> str:
     # MTEB hands a document to the model as "title text" when it has a title.
     return f"{document.get('title') or ''} {document['text']}".strip()
@@ -92,8 +101,7 @@ def _embed_roles(task: Task, encoder: TextEncoder, cache: EmbeddingCache) -> dic
             texts[f"{subset}/sentence1"] = (pairs["sentence1"], None)
             texts[f"{subset}/sentence2"] = (pairs["sentence2"], None)
     elif task.type == "Classification":
-        # MTEB embeds only the training examples its undersampling experiments use.
-        used = sorted(set().union(*metrics.classification_experiments(d["train"]["label"])))
+        used, _ = _classification_training(d["train"]["label"])
         texts["train"] = ([d["train"]["text"][i] for i in used], None)
         texts["test"] = (d["test"]["text"], None)
     elif task.type == "Clustering":
@@ -105,7 +113,7 @@ def _embed_roles(task: Task, encoder: TextEncoder, cache: EmbeddingCache) -> dic
         raise ValueError(f"Task {task.name}: unknown task type {task.type!r}.")
     out = {}
     for role, (items, prompt_type) in texts.items():
-        name = prompt_name(encoder.prompts, task, prompt_type)
+        name = prompt_name(encoder.prompts, task.name, task.type, prompt_type)
         out[role] = cache.get_or_compute(
             (encoder.identity, task.sha256, role, str(name)),
             lambda items=items, name=name: encoder.encode(items, name),
@@ -129,12 +137,9 @@ def _score(task: Task, e: Mapping[str, np.ndarray]) -> dict[str, float]:
         return out
     if task.type == "Classification":
         labels = d["train"]["label"]
-        experiments = metrics.classification_experiments(labels)
-        used = sorted(set().union(*experiments))
-        position = {original: row for row, original in enumerate(used)}
-        remapped = [[position[i] for i in chosen] for chosen in experiments]
+        used, experiments = _classification_training(labels)
         return metrics.classification_scores(
-            e["train"], [labels[i] for i in used], e["test"], d["test"]["label"], remapped
+            e["train"], [labels[i] for i in used], e["test"], d["test"]["label"], experiments
         )
     if task.type == "Clustering":
         return metrics.clustering_scores(e["sentences"], d["labels"])

@@ -38,17 +38,13 @@ class Task:
         return MAIN_SCORES[self.type]
 
 
-def prompt_name(prompts: Mapping[str, str], task: Task, prompt_type: str | None) -> str | None:
+def prompt_name(prompts: Mapping[str, str], task_name: str, task_type: str, prompt_type: str | None
+                ) -> str | None:
     """The prompt MTEB's sentence-transformers wrapper would pick: the first of
     "<task>-<query|document>", "<task>", "<type>-<query|document>", "<type>", "<query|document>"
     that the model's prompts define (None: the text as given)."""
-    candidates = [
-        f"{task.name}-{prompt_type}" if prompt_type else None,
-        task.name,
-        f"{task.type}-{prompt_type}" if prompt_type else None,
-        task.type,
-        prompt_type,
-    ]
+    candidates = [f"{task_name}-{prompt_type}" if prompt_type else None, task_name,
+                  f"{task_type}-{prompt_type}" if prompt_type else None, task_type, prompt_type]
     return next((c for c in candidates if c and c in prompts), None)
 
 

@@ -9,7 +9,6 @@ see data/pipeline.py), so the primary host's JSON copy serves all.
 
 from __future__ import annotations
 
-import logging
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,8 +22,6 @@ from jax.experimental import multihost_utils
 from embeddinggemma.checkpoint.orbax_io import write_orbax_metadata
 from embeddinggemma.model import EmbedderConfig
 from embeddinggemma.training.state import ENCODER
-
-logger = logging.getLogger(__name__)
 
 CHECKPOINTS_DIR = "checkpoints"
 EXPORT_DIR = "export"

@@ -50,11 +50,6 @@ class HeldoutRetrieval:
                     break
             self.tasks[name] = (batches, max_queries)
 
-    @property
-    def num_queries(self) -> dict[str, int]:
-        return {name: min(limit, sum(int(b["example_mask"].sum()) for b in batches))
-                for name, (batches, limit) in self.tasks.items()}
-
     def evaluate(self, embed: EmbedFn) -> dict[str, float]:
         metrics = {}
         for name, (batches, limit) in self.tasks.items():
