@@ -1,0 +1,114 @@
+"""Writing files and directories so that a failure or a kill never leaves half of one, and so that
+nothing a user put on disk is ever deleted.
+
+A builder (corpus, evaluation suite, export, checkpoint) marks what it writes with a file of its
+own, its *marker* (a manifest, a metadata file). It may write into a directory only when that
+directory is absent, empty, or holds its marker: anything else belongs to somebody else and is an
+error that names the directory and the marker expected, raised before any work is done.
+
+A directory is built in a hidden sibling (`.NAME.partial-XXXX`, itself marked as ours) and renamed
+into place at the end; a directory it replaces is moved aside first and removed only after the
+rename. Sibling partials left by a killed builder are recognised by their mark and removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+PARTIAL_MARK = ".embeddinggemma-partial"
+
+
+class NotOurDirectoryError(FileExistsError):
+    """A directory that holds files of somebody else's, which a builder refuses to touch."""
+
+
+def check_target(target: str | Path, marker: str, what: str) -> Path:
+    """`target` as a Path, if a builder of `what`, marking its output with `marker`, may write it.
+
+    Raises:
+      NotOurDirectoryError when `target` is a file, or a non-empty directory without `marker`.
+    """
+    target = Path(target).expanduser()
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise NotOurDirectoryError(f"{target} is not a directory; expected {what} there.")
+    if target.is_dir() and any(target.iterdir()) and not (target / marker).is_file():
+        raise NotOurDirectoryError(
+            f"{target} is not empty and holds no {marker}, so it is not {what}; nothing was "
+            f"changed. Choose an absent or empty directory, or remove it yourself.")
+    return target
+
+
+def remove_stale_partials(target: Path) -> None:
+    """Removes the marked partial siblings of `target` that a killed builder left."""
+    for partial in target.parent.glob(f".{target.name}.partial-*"):
+        if (partial / PARTIAL_MARK).is_file():
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def new_partial(target: Path) -> Path:
+    """A fresh, marked, hidden sibling directory of `target` to build it in."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(target)
+    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    (partial / PARTIAL_MARK).touch()
+    return partial
+
+
+def commit_partial(partial: Path, target: Path) -> Path:
+    """Moves the finished `partial` into place as `target`, replacing what stood there.
+
+    The caller checked `target` with `check_target` before building `partial`.
+    """
+    (partial / PARTIAL_MARK).unlink()
+    aside = None
+    if target.exists():
+        # A directory cannot be renamed over a non-empty one: move the old one aside first.
+        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        (aside / PARTIAL_MARK).touch()
+        os.replace(target, aside / target.name)
+    os.replace(partial, target)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+    return target
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | Path, marker: str, what: str) -> Iterator[Path]:
+    """Yields a temporary directory to build `target` in; moved into place when the block ends
+    without an exception, removed when it raises. Write `marker` into it before the end.
+
+    Raises:
+      NotOurDirectoryError before the block runs when `target` is not ours (see `check_target`).
+      FileNotFoundError after the block when it did not write `marker`.
+    """
+    target = check_target(target, marker, what)
+    partial = new_partial(target)
+    try:
+        yield partial
+        if not (partial / marker).is_file():
+            raise FileNotFoundError(f"{what}: {marker} was not written into {partial}.")
+        commit_partial(partial, target)
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> Path:
+    """Writes a file through a temporary sibling and a rename: readers see the old or the new file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
