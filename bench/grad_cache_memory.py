@@ -53,10 +53,10 @@ def _worker(spec: dict) -> dict:
     import jax
 
     from embeddinggemma.model import EmbeddingModel
-    from embeddinggemma.training.config import base_config, model_config, validate_config
+    from embeddinggemma.training.config import base_config, model_config, runtime_config, validate_config
     from embeddinggemma.training.mesh import batch_sharding, make_mesh
     from embeddinggemma.training.optimizer import make_optimizer
-    from embeddinggemma.training.state import create_train_state
+    from embeddinggemma.training.state import create_train_state, train_params_layout
     from embeddinggemma.training.step import make_train_step
 
     config = base_config()
@@ -70,12 +70,14 @@ def _worker(spec: dict) -> dict:
     config.optimizer.warmup_steps = 0
     config.optimizer.decay = "constant"
     validate_config(config)
-    model_cfg = model_config(config)
+    model_cfg, runtime = model_config(config), runtime_config(config)
 
     mesh = make_mesh(config.mesh.axes, (1, 1, 1), jax.devices()[:1])
-    tx, schedule = make_optimizer(config.optimizer, config.train.num_steps)
-    state, shardings = create_train_state(model_cfg, tx, mesh, config.mesh.rules, jax.random.PRNGKey(0))
-    step = make_train_step(EmbeddingModel(model_cfg), tx, schedule, config, mesh, shardings)
+    tx, schedule = make_optimizer(config.optimizer, config.train.num_steps,
+                                  train_params_layout(model_cfg, runtime, teacher_dim=0))
+    state, shardings = create_train_state(model_cfg, runtime, tx, mesh, config.mesh.rules,
+                                          jax.random.PRNGKey(0))
+    step = make_train_step(EmbeddingModel(model_cfg, runtime), tx, schedule, config, mesh, shardings)
     batch = random_batch(spec["pairs"], spec["length"], model_cfg.transformer.vocab_size)
     real_tokens = int(sum((batch[k] != 0).sum() for k in ("query", "positive")))
     batch = jax.device_put(batch, batch_sharding(mesh, config.mesh.rules, 1))

@@ -154,10 +154,10 @@ def _jax_worker(spec: dict) -> dict:
     from embeddinggemma.model import EmbeddingModel
     from embeddinggemma.prompts import load_prompts, resolve_prompt
     from embeddinggemma.tokenizer import Tokenizer, pad_batch
-    from embeddinggemma.training.config import base_config, model_config, validate_config
+    from embeddinggemma.training.config import base_config, model_config, runtime_config, validate_config
     from embeddinggemma.training.mesh import batch_sharding, make_mesh
     from embeddinggemma.training.optimizer import make_optimizer
-    from embeddinggemma.training.state import ENCODER, create_train_state
+    from embeddinggemma.training.state import ENCODER, create_train_state, train_params_layout
     from embeddinggemma.training.step import make_train_step
 
     t_start = time.perf_counter()
@@ -176,7 +176,7 @@ def _jax_worker(spec: dict) -> dict:
     config.optimizer.weight_decay = WEIGHT_DECAY
     config.optimizer.clip_norm = CLIP_NORM
     validate_config(config)
-    model_cfg = model_config(config)
+    model_cfg, runtime = model_config(config), runtime_config(config)
 
     t = model_cfg.transformer
     tokenizer = Tokenizer(model_dir / "tokenizer.model", bos_id=t.bos_id, eos_id=t.eos_id, pad_id=t.pad_id)
@@ -191,8 +191,10 @@ def _jax_worker(spec: dict) -> dict:
     batch["query_id"] = batch["positive_id"] = np.arange(n, dtype=np.int32)
 
     mesh = make_mesh(config.mesh.axes, (1, 1, 1), jax.devices()[:1])
-    tx, schedule = make_optimizer(config.optimizer, config.train.num_steps)
-    state, shardings = create_train_state(model_cfg, tx, mesh, config.mesh.rules, jax.random.PRNGKey(0))
+    tx, schedule = make_optimizer(config.optimizer, config.train.num_steps,
+                                  train_params_layout(model_cfg, runtime, teacher_dim=0))
+    state, shardings = create_train_state(model_cfg, runtime, tx, mesh, config.mesh.rules,
+                                          jax.random.PRNGKey(0))
     if spec["init"] == "released":
         released = load_checkpoint(model_dir).params
         expected = jax.tree.map(lambda x: (x.shape, str(x.dtype)), state["params"][ENCODER])
@@ -201,7 +203,7 @@ def _jax_worker(spec: dict) -> dict:
         state["params"] = {**state["params"],
                            ENCODER: jax.device_put(released, shardings["params"][ENCODER])}
         del released
-    step = make_train_step(EmbeddingModel(model_cfg), tx, schedule, config, mesh, shardings)
+    step = make_train_step(EmbeddingModel(model_cfg, runtime), tx, schedule, config, mesh, shardings)
     batch = jax.device_put(batch, batch_sharding(mesh, config.mesh.rules, 1))
     jax.block_until_ready((state, batch))
     setup_s = time.perf_counter() - t_start

@@ -14,8 +14,7 @@ from tqdm.auto import tqdm
 from embeddinggemma.batching import bucket_batch_size, bucket_length, length_sorted_batches
 from embeddinggemma.checkpoint.loading import load_checkpoint
 from embeddinggemma.checkpoint.orbax_io import save_orbax
-from embeddinggemma.model import EmbedderConfig, EmbeddingModel, truncate_embeddings
-from embeddinggemma.model.config import check_dtype
+from embeddinggemma.model import EmbedderConfig, EmbeddingModel, RuntimeConfig, truncate_embeddings
 from embeddinggemma.prompts import document_prompt, resolve_prompt
 from embeddinggemma.tokenizer import Tokenizer, pad_batch
 
@@ -27,13 +26,14 @@ class Embedder:
     """A loaded embedding model with its tokenizer and prompts."""
 
     def __init__(self, config: EmbedderConfig, params: Mapping, tokenizer_path: str | Path,
-                 prompts: Mapping[str, str]):
+                 prompts: Mapping[str, str], runtime: RuntimeConfig = RuntimeConfig()):
         self.config = config
+        self.runtime = runtime
         t = config.transformer
         self.tokenizer = Tokenizer(tokenizer_path, bos_id=t.bos_id, eos_id=t.eos_id, pad_id=t.pad_id)
         self.prompts = dict(prompts)
-        self.params = jax.tree.map(lambda w: jnp.asarray(w, t.weight_dtype), params)
-        model = EmbeddingModel(config)
+        self.params = jax.tree.map(lambda w: jnp.asarray(w, runtime.weight_dtype), params)
+        model = EmbeddingModel(config, runtime)
         self._embed = jax.jit(lambda p, tokens: model.apply({"params": p}, tokens))
 
     @classmethod
@@ -42,10 +42,9 @@ class Embedder:
 
         `dtype` ("float32" or "bfloat16") sets both the parameters and the computation.
         """
-        check_dtype("dtype", dtype)
+        runtime = RuntimeConfig(dtype=dtype, param_dtype=dtype)
         ckpt = load_checkpoint(path)
-        config = ckpt.config.replace(dtype=dtype, param_dtype=dtype)
-        return cls(config, ckpt.params, ckpt.tokenizer_path, ckpt.prompts)
+        return cls(ckpt.config, ckpt.params, ckpt.tokenizer_path, ckpt.prompts, runtime)
 
     def save(self, directory: str | Path) -> Path:
         """Writes this model as an Orbax checkpoint that `Embedder.load` reads."""

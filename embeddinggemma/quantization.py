@@ -5,9 +5,10 @@
   mixed        per-channel: int4 for the embedding, feed-forward and projection layers, int8 for
                attention (one scale per output channel)
 
-Symmetric round-to-nearest; norms stay in float. Evaluating a checkpoint under a scheme measures
-what quantising it costs (the evaluate command's `--quant`); quantisation-aware training is what
-the paper does to recover it.
+Symmetric round-to-nearest; vectors (norm scales) stay in float. Which axes a matrix contracts
+and whether it is attention come from its logical axes (`model.layout`), not from its name.
+Evaluating a checkpoint under a scheme measures what quantising it costs (the evaluate command's
+`--quant`); quantisation-aware training is what the paper does to recover it.
 """
 
 from __future__ import annotations
@@ -18,20 +19,10 @@ from collections.abc import Mapping
 import jax
 import numpy as np
 
+from embeddinggemma.model.layout import ParamLayout
+
 BLOCK = 32
 SCHEMES = ("int8-block", "int4-block", "mixed")
-
-
-def _contraction_axes(path: tuple[str, ...]) -> tuple[int, ...]:
-    """The axes a weight is summed over in the forward pass (its input axes)."""
-    name = path[-1]
-    if name == "embedding":
-        return (1,)  # a row is a token's vector
-    if name == "out":
-        return (1, 2)  # [layers, heads, head_dim, embed]
-    if name.startswith("projection_"):
-        return (0,)
-    return (1,)  # [layers, input, ...]
 
 
 def fake_quantize(w: np.ndarray, bits: int, axes: tuple[int, ...], block: int | None) -> np.ndarray:
@@ -52,19 +43,23 @@ def fake_quantize(w: np.ndarray, bits: int, axes: tuple[int, ...], block: int | 
     return np.moveaxis(q.reshape(moved.shape), -1, axis)
 
 
-def quantize_params(params: Mapping, scheme: str, block: int = BLOCK) -> dict:
-    """The embedder's parameters with every weight matrix quantised by `scheme` (see SCHEMES)."""
+def quantize_params(params: Mapping, scheme: str, layout: Mapping, block: int = BLOCK) -> dict:
+    """The parameters with every weight matrix quantised by `scheme` (see SCHEMES).
+
+    `layout` is the tree of `model.layout.ParamLayout` of `params` (e.g. `embedder_layout(config)`):
+    it says which axes each matrix contracts and whether it belongs to attention.
+    """
     if scheme not in SCHEMES:
         raise ValueError(f"Unknown quantisation scheme {scheme!r}; choose one of {', '.join(SCHEMES)}.")
 
-    def one(path, w):
-        names = tuple(getattr(k, "key", str(k)) for k in path)
-        if np.ndim(w) < 2 or names[-1] == "scale":
-            return np.asarray(w)
-        axes = _contraction_axes(names)
+    def one(w, param: ParamLayout):
+        w = np.asarray(w)
+        if param.is_vector:
+            return w
         if scheme == "mixed":
-            bits = 8 if "attn" in names else 4
-            return fake_quantize(w, bits, axes, None).astype(np.asarray(w).dtype)
-        return fake_quantize(w, 8 if scheme == "int8-block" else 4, axes, block).astype(np.asarray(w).dtype)
+            bits = 8 if param.is_attention else 4
+            return fake_quantize(w, bits, param.contraction_axes, None).astype(w.dtype)
+        bits = 8 if scheme == "int8-block" else 4
+        return fake_quantize(w, bits, param.contraction_axes, block).astype(w.dtype)
 
-    return jax.tree_util.tree_map_with_path(one, jax.device_get(dict(params)))
+    return jax.tree.map(one, jax.device_get(dict(params)), dict(layout))

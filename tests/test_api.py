@@ -77,7 +77,7 @@ def test_bad_input_is_named(embedder):
 
 def test_bfloat16_load(ckpt, embedder):
     bf16 = Embedder.load(ckpt, dtype="bfloat16")
-    assert bf16.config.transformer.param_dtype == "bfloat16"
+    assert bf16.runtime.param_dtype == "bfloat16"
     cosine = (bf16.encode(TEXTS) * embedder.encode(TEXTS)).sum(-1)
     assert cosine.min() > 0.99
     with pytest.raises(ValueError, match="overflow"):

@@ -65,6 +65,16 @@ def _require(path: Path) -> Path:
     return path
 
 
+def _encoder_hf_config(path: Path) -> dict[str, Any]:
+    """The Gemma 3 config.json of an embedder's encoder, which must say it is bidirectional."""
+    hf = _read_json(path)
+    if hf.get("use_bidirectional_attention") is not True:
+        raise ValueError(f"{path}: use_bidirectional_attention is "
+                         f"{hf.get('use_bidirectional_attention')!r}, not true; an embedding model's "
+                         "encoder is bidirectional, and sentence-transformers would run this one causally.")
+    return hf
+
+
 def _pooling_mode(path: Path) -> str:
     cfg = _read_json(path / "config.json")
     modes = [mode for key, mode in _POOLING_MODES.items() if cfg.get(key)]
@@ -101,7 +111,8 @@ def load_sentence_transformers(model_dir: str | Path, **config_overrides: Any
                                ) -> tuple[EmbedderConfig, dict]:
     """Reads a sentence-transformers directory into (config, numpy parameter tree).
 
-    `config_overrides` change architecture fields such as `dtype` or `param_dtype`.
+    `config_overrides` change architecture fields such as `pooling` (dtypes are run-time
+    settings: `RuntimeConfig`).
     """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
@@ -113,7 +124,7 @@ def load_sentence_transformers(model_dir: str | Path, **config_overrides: Any
         raise ValueError(f"{model_dir / 'modules.json'}: expected Transformer, Pooling, Dense..., "
                          f"Normalize; found {kinds}.")
     transformer_dir = model_dir / modules[0]["path"]
-    transformer = TransformerConfig.from_hf_config(_read_json(transformer_dir / "config.json"))
+    transformer = TransformerConfig.from_hf_config(_encoder_hf_config(transformer_dir / "config.json"))
     pooling = _pooling_mode(model_dir / modules[1]["path"])
     dense = [_dense_weight(model_dir / m["path"]) for m in modules[2:-1]]
 
@@ -149,7 +160,7 @@ def export_sentence_transformers(directory: str | Path, config: EmbedderConfig, 
     t = config.transformer
     weights = {k: as_f32(v) for k, v in transformer_to_hf(params["transformer"], t).items()}
     save_file(weights, str(directory / "model.safetensors"), metadata={"format": "pt"})
-    _write_json(directory / "config.json", t.to_hf_config())
+    _write_json(directory / "config.json", config.to_hf_config())
     _write_json(directory / "sentence_bert_config.json",
                 {"max_seq_length": t.max_length, "do_lower_case": False})
     modes = {mode: key for key, mode in _POOLING_MODES.items()}

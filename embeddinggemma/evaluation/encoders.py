@@ -10,6 +10,7 @@ import numpy as np
 
 from embeddinggemma.api import Embedder
 from embeddinggemma.checkpoint.orbax_io import is_orbax_dir, read_orbax_metadata
+from embeddinggemma.model.layout import embedder_layout
 from embeddinggemma.prompts import load_prompts
 from embeddinggemma.quantization import SCHEMES, quantize_params
 
@@ -60,9 +61,10 @@ class EmbedderEncoder:
             if self.quant:
                 embedder = Embedder(
                     embedder.config,
-                    quantize_params(embedder.params, self.quant),
+                    quantize_params(embedder.params, self.quant, embedder_layout(embedder.config)),
                     embedder.tokenizer.model_path,
                     embedder.prompts,
+                    embedder.runtime,
                 )
             self._embedder = embedder
         return self._embedder

@@ -2,6 +2,7 @@
 
 from embeddinggemma.model.config import (
     EmbedderConfig,
+    RuntimeConfig,
     TransformerConfig,
     embeddinggemma_300m,
     get_preset,
@@ -13,6 +14,7 @@ from embeddinggemma.model.transformer import Transformer
 __all__ = [
     "EmbedderConfig",
     "EmbeddingModel",
+    "RuntimeConfig",
     "Transformer",
     "TransformerConfig",
     "embeddinggemma_300m",

@@ -18,6 +18,8 @@ GLOBAL = "global"
 _HF_LAYER_TYPES = {"sliding_attention": LOCAL, "full_attention": GLOBAL}
 _ALLOWED_DTYPES = ("float32", "bfloat16")
 POOLING_MODES = ("mean", "first", "last", "attention")
+# Run-time settings that configs written before RuntimeConfig existed hold beside the architecture.
+_LEGACY_RUNTIME_FIELDS = ("dtype", "param_dtype", "remat")
 
 
 def check_dtype(name: str, value: str) -> None:
@@ -38,13 +40,37 @@ def layer_pattern(num_layers: int, local_per_global: int) -> tuple[str, ...]:
 
 
 @dataclasses.dataclass(frozen=True)
-class TransformerConfig:
-    """A Gemma 3 transformer, used as a bidirectional encoder or (by mask) a causal decoder.
+class RuntimeConfig:
+    """How a model runs, not what it is: two models that differ here have the same parameters.
 
-    `sliding_window` is the value Gemma configs state (512 for the released model). Its meaning
-    depends on the attention direction, exactly as the reference implementation uses it:
-    causal local layers see keys with 0 <= i - j < sliding_window; bidirectional local layers see
-    keys with |i - j| <= sliding_window // 2 (256 for the released model).
+    `dtype` is the computation's, `param_dtype` the parameters'; `remat` recomputes each block's
+    activations in the backward pass (memory for compute), with no effect on the forward pass.
+    """
+
+    dtype: str = "float32"
+    param_dtype: str = "float32"
+    remat: bool = False
+
+    def __post_init__(self):
+        check_dtype("dtype", self.dtype)
+        check_dtype("param_dtype", self.param_dtype)
+
+    @property
+    def compute_dtype(self) -> jnp.dtype:
+        return jnp.dtype(self.dtype)
+
+    @property
+    def weight_dtype(self) -> jnp.dtype:
+        return jnp.dtype(self.param_dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+    """A Gemma 3 transformer's architecture; an encoder or a decoder by the masks it is given.
+
+    `sliding_window` is Gemma 3's local window length as its configs state it (512 for the
+    released model): a causal local layer sees the query and the `sliding_window - 1` keys before
+    it. `masks.py` turns it into the distance a layer attends over, for either direction.
     The attention scale is `query_pre_attn_scalar ** -0.5`.
     """
 
@@ -62,19 +88,11 @@ class TransformerConfig:
     query_pre_attn_scalar: float = 256.0
     norm_eps: float = 1e-6
     max_length: int = 2048
-    bidirectional: bool = True
     pad_id: int = 0
     eos_id: int = 1
     bos_id: int = 2
-    dtype: str = "float32"
-    param_dtype: str = "float32"
-    # Recompute each block's activations in the backward pass (memory for compute); no effect
-    # on the forward pass or the parameters.
-    remat: bool = False
 
     def __post_init__(self):
-        check_dtype("dtype", self.dtype)
-        check_dtype("param_dtype", self.param_dtype)
         if len(self.layer_types) != self.num_layers:
             raise ValueError(
                 f"layer_types has {len(self.layer_types)} entries but num_layers={self.num_layers}."
@@ -87,22 +105,13 @@ class TransformerConfig:
                 f"num_heads={self.num_heads} is not a multiple of num_kv_heads={self.num_kv_heads}."
             )
 
-    @property
-    def local_window_radius(self) -> int:
-        """Largest |i - j| a bidirectional local layer attends over."""
-        return self.sliding_window // 2
-
-    @property
-    def compute_dtype(self) -> jnp.dtype:
-        return jnp.dtype(self.dtype)
-
-    @property
-    def weight_dtype(self) -> jnp.dtype:
-        return jnp.dtype(self.param_dtype)
-
     @classmethod
     def from_hf_config(cls, hf: Mapping[str, Any], **overrides: Any) -> TransformerConfig:
-        """Builds the config from a Hugging Face Gemma 3 text `config.json` dictionary."""
+        """Builds the config from a Hugging Face Gemma 3 text `config.json` dictionary.
+
+        `use_bidirectional_attention` is not architecture (it is the masks); the importer of a
+        model checks it against the use it makes of the model.
+        """
         try:
             if "layer_types" in hf:
                 layer_types = tuple(_HF_LAYER_TYPES[t] for t in hf["layer_types"])
@@ -128,7 +137,6 @@ class TransformerConfig:
                 query_pre_attn_scalar=float(hf["query_pre_attn_scalar"]),
                 norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
                 max_length=hf.get("max_position_embeddings", 2048),
-                bidirectional=bool(hf.get("use_bidirectional_attention", False)),
                 pad_id=hf.get("pad_token_id", 0),
                 eos_id=_first(hf.get("eos_token_id", 1)),
                 bos_id=hf.get("bos_token_id", 2),
@@ -140,8 +148,9 @@ class TransformerConfig:
         fields.update(overrides)
         return cls(**fields)
 
-    def to_hf_config(self) -> dict[str, Any]:
-        """The Hugging Face Gemma 3 text `config.json` dictionary for this architecture."""
+    def to_hf_config(self, *, bidirectional: bool) -> dict[str, Any]:
+        """The Hugging Face Gemma 3 text `config.json` dictionary for this architecture, used as
+        an encoder (`bidirectional`) or a causal decoder."""
         hf_types = {ours: theirs for theirs, ours in _HF_LAYER_TYPES.items()}
         return {
             "architectures": ["Gemma3TextModel"],
@@ -169,7 +178,7 @@ class TransformerConfig:
             "rope_scaling": None,
             "rope_theta": self.global_rope_base,
             "sliding_window": self.sliding_window,
-            "use_bidirectional_attention": self.bidirectional,
+            "use_bidirectional_attention": bidirectional,
             "vocab_size": self.vocab_size,
             "dtype": "float32",
         }
@@ -208,19 +217,36 @@ class EmbedderConfig:
         return self.projection_dims[-1] if self.projection_dims else self.transformer.embed_dim
 
     def replace(self, **changes: Any) -> EmbedderConfig:
-        """A copy with fields changed; transformer fields (e.g. dtype) are routed to it."""
+        """A copy with fields changed; transformer fields (e.g. sliding_window) are routed to it."""
         transformer_fields = {f.name for f in dataclasses.fields(TransformerConfig)}
+        own_fields = {f.name for f in dataclasses.fields(EmbedderConfig)}
+        unknown = sorted(set(changes) - transformer_fields - own_fields)
+        if unknown:
+            raise ValueError(f"{unknown} are not architecture fields; dtypes and remat are "
+                             "RuntimeConfig's.")
         inner = {k: changes.pop(k) for k in list(changes) if k in transformer_fields}
         transformer = dataclasses.replace(self.transformer, **inner)
         return dataclasses.replace(self, transformer=transformer, **changes)
 
+    def to_hf_config(self) -> dict[str, Any]:
+        """The Hugging Face `config.json` of the encoder: bidirectional, as an embedder is."""
+        return self.transformer.to_hf_config(bidirectional=True)
+
     def to_dict(self) -> dict[str, Any]:
+        """The on-disk form (`embeddinggemma.json` of an Orbax checkpoint)."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EmbedderConfig:
+        """Reads `to_dict`'s form, including files written when `transformer` also held the
+        run-time fields and `bidirectional` (dropped: an embedder is bidirectional)."""
         d = dict(d)
         t = dict(d.pop("transformer"))
+        if not t.pop("bidirectional", True):
+            raise ValueError("transformer.bidirectional=false: an embedding model attends "
+                             "bidirectionally; this config describes another model.")
+        for key in _LEGACY_RUNTIME_FIELDS:
+            t.pop(key, None)
         t["layer_types"] = tuple(t["layer_types"])
         for key in ("projection_dims", "matryoshka_dims"):
             if key in d:

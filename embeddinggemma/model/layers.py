@@ -10,6 +10,13 @@ import jax.numpy as jnp
 
 default_init = nn.initializers.normal(stddev=0.02)
 
+# Logical axis names that `layout.py` reads a parameter's role from (the others, such as
+# `heads`, `head_dim`, `mlp` and `projection`, only name a dimension for sharding).
+EMBED = "embed"  # the residual stream's width
+VOCAB = "vocab"  # the token table's rows: looked up, never summed over
+LAYERS = "layers"  # the leading axis of the scanned blocks' stacked parameters
+ATTENTION_AXES = ("heads", "kv_heads")
+
 
 def logical_param(module: nn.Module, name: str, shape: Sequence[int], axes: Sequence[str],
                   dtype: jnp.dtype, init=default_init) -> jax.Array:
@@ -51,3 +58,27 @@ class FeedForward(nn.Module):
         hidden = jax.nn.gelu(jnp.einsum("BTD,DF->BTF", x, gate.astype(self.dtype)), approximate=True)
         hidden = hidden * jnp.einsum("BTD,DF->BTF", x, up.astype(self.dtype))
         return jnp.einsum("BTF,FD->BTD", hidden, down.astype(self.dtype))
+
+
+class TokenEmbedding(nn.Module):
+    """The token table [V, D], shared by the input (`encode`) and the tied output logits (`decode`)."""
+
+    vocab_size: int
+    embed_dim: int
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+
+    def setup(self):
+        self.embedding = logical_param(self, "embedding", (self.vocab_size, self.embed_dim),
+                                       ("vocab", "embed"), self.param_dtype)
+
+    def encode(self, tokens: jax.Array) -> jax.Array:
+        """[B, T] int token ids -> [B, T, D] vectors scaled by sqrt(D), in `dtype`."""
+        # The scale is rounded to the parameter dtype first, as the reference does.
+        scale = jnp.asarray(self.embed_dim ** 0.5, self.param_dtype)
+        return (jnp.take(self.embedding, tokens, axis=0) * scale).astype(self.dtype)
+
+    def decode(self, hidden: jax.Array) -> jax.Array:
+        """[B, T, D] hidden states -> [B, T, V] float32 logits over the vocabulary."""
+        table = self.embedding.astype(self.dtype)
+        return jnp.einsum("BTD,VD->BTV", hidden.astype(self.dtype), table).astype(jnp.float32)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from embeddinggemma.model.attention import Attention, rope_tables
-from embeddinggemma.model.config import GLOBAL, TransformerConfig
-from embeddinggemma.model.layers import FeedForward, RMSNorm, logical_param
-from embeddinggemma.model.masks import attention_mask
+from embeddinggemma.model.config import GLOBAL, LOCAL, RuntimeConfig, TransformerConfig
+from embeddinggemma.model.layers import LAYERS, FeedForward, RMSNorm, TokenEmbedding
 
 
 class Block(nn.Module):
@@ -20,62 +21,78 @@ class Block(nn.Module):
     """
 
     config: TransformerConfig
+    runtime: RuntimeConfig
 
     @nn.compact
     def __call__(self, x: jax.Array, is_global: jax.Array, tables: dict) -> tuple[jax.Array, None]:
-        c = self.config
-        norm = lambda name: RMSNorm(c.norm_eps, "embed", c.weight_dtype, name=name)  # noqa: E731
-        pick = lambda key: jnp.where(is_global, tables["global"][key], tables["local"][key])  # noqa: E731
+        c, r = self.config, self.runtime
+        norm = lambda name: RMSNorm(c.norm_eps, "embed", r.weight_dtype, name=name)  # noqa: E731
+        pick = lambda key: jnp.where(is_global, tables[GLOBAL][key], tables[LOCAL][key])  # noqa: E731
         attn = Attention(c.num_heads, c.num_kv_heads, c.head_dim, c.embed_dim,
-                         c.query_pre_attn_scalar, c.norm_eps, c.compute_dtype, c.weight_dtype,
+                         c.query_pre_attn_scalar, c.norm_eps, r.compute_dtype, r.weight_dtype,
                          name="attn")
         attended = attn(norm("pre_attn_norm")(x), pick("sin"), pick("cos"), pick("mask"))
         x = x + norm("post_attn_norm")(attended)
-        mlp = FeedForward(c.embed_dim, c.mlp_dim, c.compute_dtype, c.weight_dtype, name="mlp")
+        mlp = FeedForward(c.embed_dim, c.mlp_dim, r.compute_dtype, r.weight_dtype, name="mlp")
         x = x + norm("post_ffw_norm")(mlp(norm("pre_ffw_norm")(x)))
         return x, None
 
 
 class Transformer(nn.Module):
-    """Token ids [B, T] -> hidden states [B, T, D]. Masks and positions are explicit inputs."""
+    """Token ids [B, T] -> hidden states [B, T, D]; masks and positions are call-time inputs.
+
+    The masks decide what it is: `masks.encoder_masks` make a bidirectional encoder,
+    `masks.decoder_masks` a causal decoder, whose `logits` come from the tied token embedding.
+    """
 
     config: TransformerConfig
+    runtime: RuntimeConfig = RuntimeConfig()
 
-    @nn.compact
-    def __call__(self, tokens: jax.Array, input_mask: jax.Array,
-                 positions: jax.Array | None = None) -> jax.Array:
-        """
-        Args:
-          tokens: [B, T] int token ids.
-          input_mask: [B, T] bool, True on real tokens (padding is never attended to).
-          positions: [B, T] int rotary positions; defaults to 0..T-1 (right padding).
-        """
-        c = self.config
-        if positions is None:
-            positions = jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
-        table = logical_param(self, "embedding", (c.vocab_size, c.embed_dim), ("vocab", "embed"),
-                              c.weight_dtype)
-        # The scale is rounded to the parameter dtype first, as the reference does.
-        scale = jnp.asarray(c.embed_dim ** 0.5, c.weight_dtype)
-        x = (jnp.take(table, tokens, axis=0) * scale).astype(c.compute_dtype)
-
-        window = c.local_window_radius if c.bidirectional else c.sliding_window - 1
-        tables = {}
-        for kind, base, layer_window in (("local", c.local_rope_base, window),
-                                         ("global", c.global_rope_base, None)):
-            sin, cos = rope_tables(positions, c.head_dim, base)
-            mask = attention_mask(input_mask, bidirectional=c.bidirectional, window=layer_window)
-            tables[kind] = {"sin": sin, "cos": cos, "mask": mask}
-
-        is_global = jnp.array([t == GLOBAL for t in c.layer_types])
-        block = nn.remat(Block, prevent_cse=False) if c.remat else Block
-        blocks = nn.scan(
+    def setup(self):
+        c, r = self.config, self.runtime
+        # Sharing this module's scope keeps the table at `transformer/embedding`, where
+        # checkpoints already written have it.
+        self.token_embedding = TokenEmbedding(c.vocab_size, c.embed_dim, r.compute_dtype, r.weight_dtype)
+        nn.share_scope(self, self.token_embedding)
+        block = nn.remat(Block, prevent_cse=False) if r.remat else Block
+        self.layers = nn.scan(
             block,
             variable_axes={"params": 0},
             split_rngs={"params": True},
             in_axes=(0, nn.broadcast),
             length=c.num_layers,
-            metadata_params={nn.PARTITION_NAME: "layers"},
-        )(c, name="layers")
-        x, _ = blocks(x, is_global, tables)
-        return RMSNorm(c.norm_eps, "embed", c.weight_dtype, name="final_norm")(x)
+            metadata_params={nn.PARTITION_NAME: LAYERS},
+        )(c, r)
+        self.final_norm = RMSNorm(c.norm_eps, "embed", r.weight_dtype)
+
+    def __call__(self, tokens: jax.Array, masks: Mapping[str, jax.Array],
+                 positions: jax.Array | None = None) -> jax.Array:
+        """
+        Args:
+          tokens: [B, T] int token ids.
+          masks: one [B, T, T] bool mask per layer type (`LOCAL`, `GLOBAL`), True where query i
+            may attend to key j; built by `masks.encoder_masks` or `masks.decoder_masks`.
+          positions: [B, T] int rotary positions; defaults to 0..T-1 (right padding).
+
+        Returns:
+          [B, T, D] final hidden states, in the run-time compute dtype.
+        """
+        c = self.config
+        missing = [kind for kind in (LOCAL, GLOBAL) if kind not in masks]
+        if missing:
+            raise ValueError(f"masks lacks the layer types {missing}; build them with "
+                             "masks.encoder_masks or masks.decoder_masks.")
+        if positions is None:
+            positions = jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
+        x = self.token_embedding.encode(tokens)
+        tables = {}
+        for kind, base in ((LOCAL, c.local_rope_base), (GLOBAL, c.global_rope_base)):
+            sin, cos = rope_tables(positions, c.head_dim, base)
+            tables[kind] = {"sin": sin, "cos": cos, "mask": masks[kind]}
+        is_global = jnp.array([t == GLOBAL for t in c.layer_types])
+        x, _ = self.layers(x, is_global, tables)
+        return self.final_norm(x)
+
+    def logits(self, hidden: jax.Array) -> jax.Array:
+        """[B, T, D] final hidden states -> [B, T, V] float32 logits through the tied embedding."""
+        return self.token_embedding.decode(hidden)

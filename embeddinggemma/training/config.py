@@ -12,7 +12,7 @@ from pathlib import Path
 import ml_collections
 
 from embeddinggemma.data.config import data_config
-from embeddinggemma.model import EmbedderConfig, get_preset
+from embeddinggemma.model import EmbedderConfig, RuntimeConfig, get_preset
 
 # Logical parameter and activation axes -> mesh axes. `batch` spans every data-parallel axis,
 # so the contrastive loss sees the whole global batch.
@@ -133,13 +133,19 @@ def sized_config(size: str) -> ml_collections.ConfigDict:
 def model_config(config: ml_collections.ConfigDict) -> EmbedderConfig:
     """The architecture a training config asks for (Matryoshka dims come from the loss)."""
     m = config.model
-    return get_preset(m.preset, dtype=m.dtype, param_dtype=m.param_dtype, pooling=m.pooling,
-                      remat=m.remat, matryoshka_dims=tuple(config.loss.matryoshka_dims))
+    return get_preset(m.preset, pooling=m.pooling, matryoshka_dims=tuple(config.loss.matryoshka_dims))
+
+
+def runtime_config(config: ml_collections.ConfigDict) -> RuntimeConfig:
+    """How the model runs: `model.dtype`, `model.param_dtype` and `model.remat`."""
+    m = config.model
+    return RuntimeConfig(dtype=m.dtype, param_dtype=m.param_dtype, remat=m.remat)
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
     """Checks values that the schema's types cannot; each error names the field."""
-    model_config(config)  # preset, dtypes, pooling, Matryoshka dims within the width
+    model_config(config)  # preset, pooling, Matryoshka dims within the width
+    runtime_config(config)  # dtypes
     t = config.train
     if t.grad_cache_chunk_size and t.grad_accumulation_steps > 1:
         raise ValueError("train.grad_cache_chunk_size and train.grad_accumulation_steps > 1 are "

@@ -32,13 +32,13 @@ from embeddinggemma.model import init_params as init_params_of
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 from embeddinggemma.tokenizer import Tokenizer
 from embeddinggemma.training.checkpoints import RunCheckpoints, abstract_like, export_params
-from embeddinggemma.training.config import model_config, validate_config, write_config
+from embeddinggemma.training.config import model_config, runtime_config, validate_config, write_config
 from embeddinggemma.training.heldout import HeldoutRetrieval
 from embeddinggemma.training.inputs import corpus_tokenizer, ensure_corpus, heldout_datasets
 from embeddinggemma.training.mesh import batch_sharding, make_mesh
 from embeddinggemma.training.metrics import MetricsWriter
 from embeddinggemma.training.optimizer import make_optimizer
-from embeddinggemma.training.state import ENCODER, create_train_state
+from embeddinggemma.training.state import ENCODER, create_train_state, train_params_layout
 from embeddinggemma.training.step import make_train_step
 
 logger = logging.getLogger(__name__)
@@ -140,8 +140,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> RunSummary:
     data_cfg, tokenizer_path, prompts, init_params = _resolve_inputs(config)
     tokenizer = Tokenizer(tokenizer_path)
     model_cfg: EmbedderConfig = model_config(config)
+    runtime = runtime_config(config)
     if init_params is not None:  # before the tokenizer's check: this error names every parameter
-        abstract = jax.eval_shape(lambda: init_params_of(model_cfg, jax.random.PRNGKey(0)))
+        abstract = jax.eval_shape(lambda: init_params_of(model_cfg, jax.random.PRNGKey(0), runtime))
         _check_init_params(init_params, abstract, config.model.init_checkpoint)
     if tokenizer.vocab_size > model_cfg.transformer.vocab_size:
         raise ValueError(f"The tokenizer {tokenizer_path} has {tokenizer.vocab_size} pieces, more than "
@@ -150,9 +151,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> RunSummary:
     t = config.train
     rules = config.mesh.rules
     mesh = make_mesh(config.mesh.axes, config.mesh.shape)
-    tx, schedule = make_optimizer(config.optimizer, t.num_steps)
-    state, shardings = create_train_state(model_cfg, tx, mesh, rules, jax.random.PRNGKey(config.seed),
-                                          teacher_dim=config.loss.teacher_dim)
+    tx, schedule = make_optimizer(config.optimizer, t.num_steps,
+                                  train_params_layout(model_cfg, runtime, config.loss.teacher_dim))
+    state, shardings = create_train_state(model_cfg, runtime, tx, mesh, rules,
+                                          jax.random.PRNGKey(config.seed), config.loss.teacher_dim)
     data = make_train_iterator(data_cfg, tokenizer, batch_size=t.batch_size,
                                max_query_length=t.max_query_length, max_document_length=t.max_document_length,
                                hard_negatives=t.hard_negatives,
@@ -168,7 +170,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> RunSummary:
     elif init_params is not None:
         state = _initialise_from(state, shardings, tx, init_params)
 
-    model = EmbeddingModel(model_cfg)
+    model = EmbeddingModel(model_cfg, runtime)
     replicated = NamedSharding(mesh, PartitionSpec())
     embed_jit = jax.jit(lambda p, tokens: model.apply({"params": p}, tokens), out_shardings=replicated)
     heldout = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import ml_collections
 import optax
@@ -28,22 +30,26 @@ def make_schedule(opt: ml_collections.ConfigDict, num_steps: int) -> optax.Sched
     return optax.join_schedules([optax.linear_schedule(0.0, peak, warmup), after], [warmup])
 
 
-def decay_mask(params):
-    """True for parameters that take weight decay: everything but norm scales."""
-    return jax.tree_util.tree_map_with_path(
-        lambda path, _: getattr(path[-1], "key", None) != "scale", params)
+def decay_mask(layout: Any) -> Any:
+    """A tree of layouts (`model.layout.ParamLayout`) -> True for the parameters that take weight
+    decay: the matrices, not the vectors (norm scales, the attention-pooling query)."""
+    return jax.tree.map(lambda param: not param.is_vector, layout)
 
 
-def make_optimizer(opt: ml_collections.ConfigDict, num_steps: int
+def make_optimizer(opt: ml_collections.ConfigDict, num_steps: int, layout: Any
                    ) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """(transformation, schedule): global-norm clipping, then AdamW or Adafactor."""
+    """(transformation, schedule): global-norm clipping, then AdamW or Adafactor.
+
+    `layout` is the tree of `ParamLayout` of the parameters it will update (for the decay mask).
+    """
     schedule = make_schedule(opt, num_steps)
+    mask = decay_mask(layout)
     if opt.name == "adamw":
         update = optax.adamw(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps,
-                             weight_decay=opt.weight_decay, mask=decay_mask)
+                             weight_decay=opt.weight_decay, mask=mask)
     elif opt.name == "adafactor":
         update = optax.adafactor(schedule, weight_decay_rate=opt.weight_decay or None,
-                                 weight_decay_mask=decay_mask)
+                                 weight_decay_mask=mask)
     else:
         raise ValueError(f"optimizer.name={opt.name!r}; choose one of {OPTIMIZERS}.")
     if opt.clip_norm > 0:

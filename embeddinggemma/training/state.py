@@ -10,14 +10,16 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from embeddinggemma.model import EmbedderConfig, EmbeddingModel
+from embeddinggemma.model import EmbedderConfig, EmbeddingModel, RuntimeConfig
+from embeddinggemma.model.layout import param_layouts
 from embeddinggemma.training.mesh import Rules, logical_sharding
 
 ENCODER = "embedder"
 DISTILLATION_PROJECTION = "distillation_projection"
 
 
-def init_boxed_params(config: EmbedderConfig, teacher_dim: int, rng: jax.Array) -> dict:
+def init_boxed_params(config: EmbedderConfig, runtime: RuntimeConfig, teacher_dim: int,
+                      rng: jax.Array) -> dict:
     """Fresh parameters, still boxed with their logical axis names.
 
     `{"embedder": ...}`, plus `"distillation_projection"` [P, teacher_dim], a learned linear map
@@ -25,13 +27,20 @@ def init_boxed_params(config: EmbedderConfig, teacher_dim: int, rng: jax.Array) 
     """
     model_rng, projection_rng = jax.random.split(rng)
     tokens = jnp.ones((1, 8), jnp.int32)
-    params = {ENCODER: EmbeddingModel(config).init(model_rng, tokens)["params"]}
+    params = {ENCODER: EmbeddingModel(config, runtime).init(model_rng, tokens)["params"]}
     width = config.output_dim
     if teacher_dim and teacher_dim != width:
         weight = jax.random.normal(projection_rng, (width, teacher_dim), jnp.float32) * width ** -0.5
         params[DISTILLATION_PROJECTION] = nn.LogicallyPartitioned(
-            weight.astype(config.transformer.weight_dtype), ("embed", None))
+            weight.astype(runtime.weight_dtype), ("embed", None))
     return params
+
+
+def train_params_layout(config: EmbedderConfig, runtime: RuntimeConfig, teacher_dim: int) -> dict:
+    """The `model.layout.ParamLayout` of every parameter of the train state (for the optimiser)."""
+    boxed = jax.eval_shape(lambda r: init_boxed_params(config, runtime, teacher_dim, r),
+                           jax.random.PRNGKey(0))
+    return param_layouts(boxed)
 
 
 def train_state_shardings(abstract_boxed_params: Mapping, tx: optax.GradientTransformation,
@@ -53,18 +62,19 @@ def train_state_shardings(abstract_boxed_params: Mapping, tx: optax.GradientTran
     return {"step": replicated, "params": params, "opt_state": opt_state}
 
 
-def create_train_state(config: EmbedderConfig, tx: optax.GradientTransformation, mesh: Mesh,
-                       rules: Rules, rng: jax.Array, teacher_dim: int = 0) -> tuple[dict, dict]:
+def create_train_state(config: EmbedderConfig, runtime: RuntimeConfig, tx: optax.GradientTransformation,
+                       mesh: Mesh, rules: Rules, rng: jax.Array, teacher_dim: int = 0
+                       ) -> tuple[dict, dict]:
     """(state, shardings), initialised directly on the devices with its shardings.
 
     The random values do not depend on the mesh (JAX's partitionable threefry), so the same
     seed gives the same parameters on any mesh shape.
     """
-    boxed = jax.eval_shape(lambda r: init_boxed_params(config, teacher_dim, r), rng)
+    boxed = jax.eval_shape(lambda r: init_boxed_params(config, runtime, teacher_dim, r), rng)
     shardings = train_state_shardings(boxed, tx, mesh, rules)
 
     def init(r):
-        params = nn.unbox(init_boxed_params(config, teacher_dim, r))
+        params = nn.unbox(init_boxed_params(config, runtime, teacher_dim, r))
         return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
 
     return jax.jit(init, out_shardings=shardings)(rng), shardings

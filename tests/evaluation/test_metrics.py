@@ -5,6 +5,7 @@ import pytest
 from sklearn.metrics import ndcg_score
 
 from embeddinggemma.evaluation import metrics
+from embeddinggemma.model.layout import embedder_layout
 from embeddinggemma.quantization import fake_quantize, quantize_params
 
 
@@ -62,11 +63,12 @@ def test_int8_blocks_round_to_the_nearest_level_of_each_block():
     assert len(np.unique(fake_quantize(w, 4, (1,), block=32)[0, :32, 0])) <= 16
 
 
-def test_mixed_scheme_keeps_norms_and_gives_attention_more_levels(tiny_params):
-    q = quantize_params(tiny_params, "mixed")
+def test_mixed_scheme_keeps_norms_and_gives_attention_more_levels(tiny_config, tiny_params):
+    layout = embedder_layout(tiny_config)
+    q = quantize_params(tiny_params, "mixed", layout)
     t = q["transformer"]
     np.testing.assert_array_equal(t["final_norm"]["scale"], tiny_params["transformer"]["final_norm"]["scale"])
     levels = lambda w: len(np.unique(np.asarray(w)[0, :, 0]))  # noqa: E731  one output channel
     assert levels(t["layers"]["mlp"]["up"]) <= 16 < levels(t["layers"]["attn"]["query"])
     with pytest.raises(ValueError, match="Unknown quantisation scheme 'int3'"):
-        quantize_params(tiny_params, "int3")
+        quantize_params(tiny_params, "int3", layout)

@@ -35,7 +35,7 @@ def allowed(T, is_local, bidirectional, sliding_window):
     return ok
 
 
-def hidden_states(w, cfg, ids):
+def hidden_states(w, cfg, ids, bidirectional=True):
     """w: Hugging Face tensor dict; cfg: TransformerConfig; ids: [T] -> final hidden [T, D]."""
     w = {k: np.asarray(v, np.float64) for k, v in w.items()}
     T, N, K, H = len(ids), cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
@@ -52,7 +52,7 @@ def hidden_states(w, cfg, ids):
         v = (h @ p("self_attn.v_proj.weight").T).reshape(T, K, H)
         q = rotate(rms_norm(q, p("self_attn.q_norm.weight"), eps), positions, base)
         k = rotate(rms_norm(k, p("self_attn.k_norm.weight"), eps), positions, base)
-        mask = allowed(T, local, cfg.bidirectional, cfg.sliding_window)
+        mask = allowed(T, local, bidirectional, cfg.sliding_window)
         heads = []
         for n in range(N):
             kv = n // (N // K)

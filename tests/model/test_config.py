@@ -4,7 +4,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from embeddinggemma.model import EmbeddingModel, TransformerConfig, embeddinggemma_300m, get_preset
+from embeddinggemma.model import (
+    EmbedderConfig,
+    EmbeddingModel,
+    RuntimeConfig,
+    TransformerConfig,
+    embeddinggemma_300m,
+    get_preset,
+)
+from embeddinggemma.model.masks import local_max_distance
 
 # The released checkpoint's config.json, field for field.
 RELEASED_CONFIG_JSON = {
@@ -41,14 +49,14 @@ def test_global_layers_sit_at_5_11_17_23():
 
 def test_released_config_json_gives_the_preset():
     assert TransformerConfig.from_hf_config(RELEASED_CONFIG_JSON) == embeddinggemma_300m().transformer
-    assert embeddinggemma_300m().transformer.local_window_radius == 256
+    assert local_max_distance(embeddinggemma_300m().transformer.sliding_window, causal=False) == 256
 
 
 def test_float16_is_refused_with_the_reason():
     with pytest.raises(ValueError, match="overflow"):
-        embeddinggemma_300m(dtype="float16")
+        RuntimeConfig(dtype="float16")
     with pytest.raises(ValueError, match="param_dtype='float16'"):
-        embeddinggemma_300m(param_dtype="float16")
+        RuntimeConfig(param_dtype="float16")
 
 
 def test_config_errors_name_the_field():
@@ -62,11 +70,27 @@ def test_config_errors_name_the_field():
 
 
 def test_config_dict_round_trip():
-    config = embeddinggemma_300m(pooling="last", dtype="bfloat16")
+    config = embeddinggemma_300m(pooling="last", sliding_window=256)
     assert type(config).from_dict(config.to_dict()) == config
 
 
+def test_config_files_written_before_the_runtime_split_still_load():
+    written = embeddinggemma_300m().to_dict()
+    written["transformer"].update(bidirectional=True, dtype="bfloat16", param_dtype="float32", remat=True)
+    assert EmbedderConfig.from_dict(written) == embeddinggemma_300m()
+    written["transformer"]["bidirectional"] = False
+    with pytest.raises(ValueError, match="transformer.bidirectional=false"):
+        EmbedderConfig.from_dict(written)
+
+
+def test_run_time_settings_are_not_architecture():
+    with pytest.raises(ValueError, match=r"\['dtype'\] are not architecture fields.*RuntimeConfig"):
+        embeddinggemma_300m(dtype="bfloat16")
+    assert {"dtype", "param_dtype", "remat", "bidirectional"}.isdisjoint(
+        embeddinggemma_300m().to_dict()["transformer"])
+
+
 def test_exported_hf_config_matches_the_released_file():
-    exported = embeddinggemma_300m().transformer.to_hf_config()
+    exported = embeddinggemma_300m().to_hf_config()
     for key, value in RELEASED_CONFIG_JSON.items():
         assert exported[key] == value and type(exported[key]) is type(value), key

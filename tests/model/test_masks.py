@@ -1,14 +1,33 @@
+import jax
 import numpy as np
+import pytest
 
-from embeddinggemma.model.masks import attention_mask
+from embeddinggemma.model import Transformer, init_params, tiny
+from embeddinggemma.model.masks import (
+    attention_mask,
+    decoder_masks,
+    encoder_masks,
+    local_max_distance,
+    padding_mask,
+)
 
 
 def _mask(valid, **kwargs):
     return np.asarray(attention_mask(np.array([valid], bool), **kwargs)[0]).astype(int)
 
 
+def _layer_masks(build, valid, sliding_window):
+    config = tiny(sliding_window=sliding_window).transformer
+    masks = build(np.array([valid], bool), config)
+    return {kind: np.asarray(m[0]).astype(int) for kind, m in masks.items()}
+
+
+def test_padding_mask_marks_real_tokens():
+    np.testing.assert_array_equal(padding_mask(np.array([[5, 7, 0, 0]]), 0), [[True, True, False, False]])
+
+
 def test_bidirectional_window_is_symmetric_and_hides_padding():
-    got = _mask([1, 1, 1, 1, 0], bidirectional=True, window=1)
+    got = _mask([1, 1, 1, 1, 0], causal=False, max_distance=1)
     want = np.array([
         [1, 1, 0, 0, 0],
         [1, 1, 1, 0, 0],
@@ -20,12 +39,12 @@ def test_bidirectional_window_is_symmetric_and_hides_padding():
 
 
 def test_global_bidirectional_sees_every_real_token():
-    got = _mask([1, 1, 1, 0], bidirectional=True)
+    got = _mask([1, 1, 1, 0], causal=False)
     np.testing.assert_array_equal(got, np.array([[1, 1, 1, 0]] * 4))
 
 
 def test_causal_window():
-    got = _mask([1, 1, 1, 1], bidirectional=False, window=1)
+    got = _mask([1, 1, 1, 1], causal=True, max_distance=1)
     want = np.array([
         [1, 0, 0, 0],
         [1, 1, 0, 0],
@@ -33,3 +52,45 @@ def test_causal_window():
         [0, 0, 1, 1],
     ])
     np.testing.assert_array_equal(got, want)
+
+
+def test_window_length_becomes_a_distance_per_direction():
+    # The released model's 512: 256 on each side for the encoder, the query and 511 before it causally.
+    assert local_max_distance(512, causal=False) == 256
+    assert local_max_distance(512, causal=True) == 511
+
+
+def test_encoder_masks_of_a_window_of_four():
+    masks = _layer_masks(encoder_masks, [1, 1, 1, 1, 1, 0], sliding_window=4)
+    want_local = np.array([
+        [1, 1, 1, 0, 0, 0],
+        [1, 1, 1, 1, 0, 0],
+        [1, 1, 1, 1, 1, 0],
+        [0, 1, 1, 1, 1, 0],
+        [0, 0, 1, 1, 1, 0],
+        [0, 0, 0, 1, 1, 0],
+    ])
+    np.testing.assert_array_equal(masks["local"], want_local)
+    np.testing.assert_array_equal(masks["global"], np.array([[1, 1, 1, 1, 1, 0]] * 6))
+
+
+def test_decoder_masks_of_a_window_of_three():
+    masks = _layer_masks(decoder_masks, [1, 1, 1, 1, 1], sliding_window=3)
+    want_local = np.array([
+        [1, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0],
+        [1, 1, 1, 0, 0],
+        [0, 1, 1, 1, 0],
+        [0, 0, 1, 1, 1],
+    ])
+    np.testing.assert_array_equal(masks["local"], want_local)
+    np.testing.assert_array_equal(masks["global"], np.tril(np.ones((5, 5), int)))
+
+
+def test_transformer_names_the_missing_layer_type():
+    config = tiny().transformer
+    params = init_params(tiny(), jax.random.PRNGKey(0))["transformer"]
+    tokens = np.ones((1, 4), np.int32)
+    masks = encoder_masks(padding_mask(tokens), config)
+    with pytest.raises(ValueError, match=r"masks lacks the layer types \['local'\]"):
+        Transformer(config).apply({"params": params}, tokens, {"global": masks["global"]})

@@ -1,14 +1,12 @@
 """The Flax model against the independent numpy reference, on the tiny preset."""
 
-import dataclasses
-
 import jax
 import numpy as np
 import pytest
 
 from embeddinggemma.checkpoint.hf_gemma3 import transformer_to_hf
-from embeddinggemma.model import EmbeddingModel, Transformer, init_params, tiny
-from embeddinggemma.model.masks import padding_mask
+from embeddinggemma.model import EmbeddingModel, RuntimeConfig, Transformer, init_params, tiny
+from embeddinggemma.model.masks import decoder_masks, encoder_masks, padding_mask
 from tests.model import numpy_reference
 
 RNG = np.random.default_rng(1)
@@ -39,23 +37,24 @@ def test_embeddings_match_numpy_reference_under_padding(tiny_config, tiny_params
 
 @pytest.mark.parametrize("bidirectional", [True, False])
 def test_hidden_states_match_reference_in_both_directions(bidirectional):
-    config = dataclasses.replace(tiny().transformer, bidirectional=bidirectional)
+    config = tiny().transformer
     params = jax.device_get(init_params(tiny(), jax.random.PRNGKey(3)))["transformer"]
     rows, tokens = _batch([20, 11], config.vocab_size, 24)
-    hidden = np.asarray(Transformer(config).apply({"params": params}, tokens,
-                                                  padding_mask(tokens, config.pad_id)))
+    masks = (encoder_masks if bidirectional else decoder_masks)(padding_mask(tokens, config.pad_id), config)
+    hidden = np.asarray(Transformer(config).apply({"params": params}, tokens, masks))
     hf = transformer_to_hf(params, config)
     for i, row in enumerate(rows):
-        want = numpy_reference.hidden_states(hf, config, row)
+        want = numpy_reference.hidden_states(hf, config, row, bidirectional)
         np.testing.assert_allclose(hidden[i, : len(row)], want, atol=5e-5, rtol=1e-4)
 
 
 def test_causal_prefix_is_unaffected_by_later_tokens():
-    config = dataclasses.replace(tiny().transformer, bidirectional=False)
+    config = tiny().transformer
     params = jax.device_get(init_params(tiny(), jax.random.PRNGKey(4)))["transformer"]
     _, tokens = _batch([16, 16], config.vocab_size, 16)
     tokens[1, :8] = tokens[0, :8]
-    hidden = np.asarray(Transformer(config).apply({"params": params}, tokens, tokens != 0))
+    masks = decoder_masks(tokens != 0, config)
+    hidden = np.asarray(Transformer(config).apply({"params": params}, tokens, masks))
     np.testing.assert_allclose(hidden[0, :8], hidden[1, :8], atol=1e-6)
     assert np.abs(hidden[0, 8:] - hidden[1, 8:]).max() > 1e-3
 
@@ -76,9 +75,9 @@ def test_every_pooling_is_invariant_to_extra_padding(pooling):
 def test_bfloat16_model_stays_close_to_float32(tiny_config, tiny_params):
     _, tokens = _batch(LENGTHS, tiny_config.transformer.vocab_size, 32)
     f32 = np.asarray(EmbeddingModel(tiny_config).apply({"params": tiny_params}, tokens))
-    bf16_config = tiny_config.replace(dtype="bfloat16", param_dtype="bfloat16")
+    bf16_runtime = RuntimeConfig(dtype="bfloat16", param_dtype="bfloat16")
     bf16_params = jax.tree.map(lambda x: x.astype("bfloat16"), tiny_params)
-    bf16 = np.asarray(EmbeddingModel(bf16_config).apply({"params": bf16_params}, tokens))
+    bf16 = np.asarray(EmbeddingModel(tiny_config, bf16_runtime).apply({"params": bf16_params}, tokens))
     assert bf16.dtype == np.float32
     cosine = (f32 * bf16).sum(-1)
     assert cosine.min() > 0.99

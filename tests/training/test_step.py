@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from embeddinggemma.model import EmbeddingModel
-from embeddinggemma.training.config import base_config, model_config
+from embeddinggemma.training.config import base_config, model_config, runtime_config
 from embeddinggemma.training.mesh import batch_sharding, make_mesh
 from embeddinggemma.training.optimizer import make_optimizer
-from embeddinggemma.training.state import create_train_state
+from embeddinggemma.training.state import create_train_state, train_params_layout
 from embeddinggemma.training.step import make_loss_and_grads, make_train_step, split_examples
 
 B = 16
@@ -56,11 +56,12 @@ def _batch(seed=0):
 def _setup(config, mesh_shape):
     devices = jax.devices() if mesh_shape != (1, 1, 1) else jax.devices()[:1]
     mesh = make_mesh(config.mesh.axes, mesh_shape, devices)
-    tx, schedule = make_optimizer(config.optimizer, config.train.num_steps)
-    model_cfg = model_config(config)
-    state, shardings = create_train_state(model_cfg, tx, mesh, config.mesh.rules,
+    model_cfg, runtime = model_config(config), runtime_config(config)
+    tx, schedule = make_optimizer(config.optimizer, config.train.num_steps,
+                                  train_params_layout(model_cfg, runtime, TEACHER_DIM))
+    state, shardings = create_train_state(model_cfg, runtime, tx, mesh, config.mesh.rules,
                                           jax.random.PRNGKey(0), teacher_dim=TEACHER_DIM)
-    return mesh, tx, schedule, EmbeddingModel(model_cfg), state, shardings
+    return mesh, tx, schedule, EmbeddingModel(model_cfg, runtime), state, shardings
 
 
 def _loss_and_grads(config, mesh_shape, batch):
