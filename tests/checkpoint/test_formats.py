@@ -59,6 +59,16 @@ def test_mismatched_config_names_the_tensors(st_dir):
         load_checkpoint(st_dir)
 
 
+@pytest.mark.parametrize("value", [False, None])
+def test_a_causal_encoder_config_is_refused(st_dir, value):
+    config = json.loads((st_dir / "config.json").read_text())
+    assert config["use_bidirectional_attention"] is True  # as exported
+    config["use_bidirectional_attention"] = value
+    (st_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"st/config.json: use_bidirectional_attention is (False|None)"):
+        load_checkpoint(st_dir)
+
+
 def test_unsupported_head_is_refused(st_dir):
     dense = st_dir / "2_Dense" / "config.json"
     dense.write_text(json.dumps({**json.loads(dense.read_text()), "bias": True}))

@@ -59,6 +59,22 @@ def test_causal_prefix_is_unaffected_by_later_tokens():
     assert np.abs(hidden[0, 8:] - hidden[1, 8:]).max() > 1e-3
 
 
+def test_decoder_logits_come_from_the_tied_embedding():
+    config = tiny().transformer
+    params = jax.device_get(init_params(tiny(), jax.random.PRNGKey(5)))["transformer"]
+    _, tokens = _batch([6, 9], config.vocab_size, 12)
+    model = Transformer(config)
+    masks = decoder_masks(padding_mask(tokens, config.pad_id), config)
+    hidden = model.apply({"params": params}, tokens, masks)
+    logits = np.asarray(model.apply({"params": params}, hidden, method=Transformer.logits))
+    assert logits.shape == (2, 12, config.vocab_size) and logits.dtype == np.float32
+    table = np.asarray(params["embedding"], np.float64)
+    want = np.einsum("btd,vd->btv", np.asarray(hidden, np.float64), table)
+    np.testing.assert_allclose(logits, want, rtol=1e-4, atol=1e-4)
+    # Tied: the logits add no parameter, and the table keeps the path checkpoints have it at.
+    assert set(params) == {"embedding", "layers", "final_norm"}
+
+
 @pytest.mark.parametrize("pooling", ["mean", "first", "last", "attention"])
 def test_every_pooling_is_invariant_to_extra_padding(pooling):
     config = tiny(pooling=pooling)
