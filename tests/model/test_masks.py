@@ -75,16 +75,20 @@ def test_encoder_masks_of_a_window_of_four():
 
 
 def test_decoder_masks_of_a_window_of_three():
-    masks = _layer_masks(decoder_masks, [1, 1, 1, 1, 1], sliding_window=3)
+    masks = _layer_masks(decoder_masks, [1, 1, 1, 1, 1, 1, 0], sliding_window=3)
     want_local = np.array([
-        [1, 0, 0, 0, 0],
-        [1, 1, 0, 0, 0],
-        [1, 1, 1, 0, 0],
-        [0, 1, 1, 1, 0],
-        [0, 0, 1, 1, 1],
+        [1, 0, 0, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0, 0, 0],
+        [1, 1, 1, 0, 0, 0, 0],
+        [0, 1, 1, 1, 0, 0, 0],
+        [0, 0, 1, 1, 1, 0, 0],
+        [0, 0, 0, 1, 1, 1, 0],
+        [0, 0, 0, 0, 1, 1, 0],
     ])
     np.testing.assert_array_equal(masks["local"], want_local)
-    np.testing.assert_array_equal(masks["global"], np.tril(np.ones((5, 5), int)))
+    want_global = np.tril(np.ones((7, 7), int))
+    want_global[:, 6] = 0  # the padded key
+    np.testing.assert_array_equal(masks["global"], want_global)
 
 
 def test_transformer_names_the_missing_layer_type():
