@@ -62,4 +62,10 @@ def quantize_params(params: Mapping, scheme: str, layout: Mapping, block: int = 
         bits = 8 if scheme == "int8-block" else 4
         return fake_quantize(w, bits, param.contraction_axes, block).astype(w.dtype)
 
-    return jax.tree.map(one, jax.device_get(dict(params)), dict(layout))
+    params = jax.device_get(dict(params))
+    paths = lambda tree: {jax.tree_util.keystr(k) for k, _ in jax.tree_util.tree_flatten_with_path(tree)[0]}
+    if paths(params) != paths(layout):
+        raise ValueError(f"The parameters and their layout differ: only in the parameters "
+                         f"{sorted(paths(params) - paths(layout))}, only in the layout "
+                         f"{sorted(paths(layout) - paths(params))}.")
+    return jax.tree.map(one, params, dict(layout))

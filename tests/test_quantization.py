@@ -70,3 +70,9 @@ def test_every_matrix_matches_the_reference_and_vectors_stay(tiny_config, tiny_p
             assert not np.array_equal(got[path], w), path
         else:
             np.testing.assert_array_equal(got[path], w)
+
+
+def test_a_layout_of_another_model_is_refused(tiny_config, tiny_params):
+    layout = embedder_layout(tiny_config.replace(pooling="attention"))
+    with pytest.raises(ValueError, match=r"only in the layout \[\"\['attention_pool'\]\['query'\]\"\]"):
+        quantize_params(tiny_params, "mixed", layout)
