@@ -41,7 +41,8 @@ def layer_pattern(num_layers: int, local_per_global: int) -> tuple[str, ...]:
 
 @dataclasses.dataclass(frozen=True)
 class RuntimeConfig:
-    """How a model runs, not what it is: two models that differ here have the same parameters.
+    """How a model runs, not what it is: models that differ only here share an architecture
+    (`TransformerConfig`, `EmbedderConfig`), so their parameters can be compared and averaged.
 
     `dtype` is the computation's, `param_dtype` the parameters'; `remat` recomputes each block's
     activations in the backward pass (memory for compute), with no effect on the forward pass.
