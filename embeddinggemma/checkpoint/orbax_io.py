@@ -73,7 +73,10 @@ def read_orbax_metadata(directory: str | Path) -> tuple[EmbedderConfig, dict[str
         config = EmbedderConfig.from_dict(metadata["config"])
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path}: field 'config' does not describe a model: {e!r}") from None
-    return config, metadata["prompts"]
+    prompts = metadata["prompts"]
+    if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
+        raise ValueError(f"{path}: field 'prompts' must map prompt names to strings.")
+    return config, prompts
 
 
 def load_orbax_params(directory: str | Path) -> dict:

@@ -103,11 +103,13 @@ def test_a_plain_hugging_face_gemma3_directory_is_named(st_dir, tmp_path):
     ('{"format_version": 1, "prompts": {}}', r"embeddinggemma.json: .*'config'"),
     ('{"format_version": 1, "config": {"transformer": {}}, "prompts": {}}',
      r"embeddinggemma.json: .*config"),
+    ('{"format_version": 1, "config": CONFIG, "prompts": {"query": 5}}', r"embeddinggemma.json: .*prompts"),
 ])
 def test_a_corrupt_orbax_metadata_file_is_named(tmp_path, tiny_config, tiny_params, tiny_tokenizer_path,
                                                 content, message):
     ckpt = save_orbax(tmp_path / "ckpt", tiny_config, tiny_params, tiny_tokenizer_path, DEFAULT_PROMPTS)
-    (ckpt / "embeddinggemma.json").write_text(content)
+    config = json.loads((ckpt / "embeddinggemma.json").read_text())["config"]
+    (ckpt / "embeddinggemma.json").write_text(content.replace("CONFIG", json.dumps(config)))
     with pytest.raises(ValueError, match=message):
         load_checkpoint(ckpt)
 
