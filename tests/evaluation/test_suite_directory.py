@@ -81,3 +81,10 @@ def test_a_corrupt_manifest_is_named(tmp_path, capsys):
     (out / MANIFEST).write_text(json.dumps({"version": 1}))
     with pytest.raises(ValueError, match=rf"suite/{MANIFEST}: .*'tasks'"):
         load_suite(out)
+
+
+def test_an_empty_directory_is_built_in(tmp_path):
+    (tmp_path / "empty").mkdir()
+    build_suite(tmp_path / "empty", tasks=QUICK)
+    assert [t.name for t in load_suite(tmp_path / "empty")] == list(QUICK)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
