@@ -120,3 +120,11 @@ def test_a_corrupt_sentence_transformers_file_is_named(st_dir, name):
     (st_dir / name).write_text('{"truncated": ')
     with pytest.raises(ValueError, match=rf"{name}: invalid JSON at line 1"):
         load_checkpoint(st_dir)
+
+
+def test_export_metadata_out_of_range_is_named(st_dir):
+    metadata = {"format_version": 1, "matryoshka_dims": [64, 999]}
+    (st_dir / EXPORT_METADATA_FILE).write_text(json.dumps(metadata))
+    with pytest.raises(ValueError, match=rf"{EXPORT_METADATA_FILE}: matryoshka_dims \[64, 999\] is not "
+                                         r"a list of widths in 1..64"):
+        load_checkpoint(st_dir)
