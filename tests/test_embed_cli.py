@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embeddinggemma import embed
+from embeddinggemma import atomic, embed
 from embeddinggemma.checkpoint.orbax_io import save_orbax
 from embeddinggemma.embed import main
 from embeddinggemma.prompts import DEFAULT_PROMPTS
@@ -64,19 +64,27 @@ def test_empty_input_gives_empty_matrix(ckpt, tmp_path):
     assert np.load(out).shape == (0, 64)
 
 
-def test_a_failed_write_keeps_the_old_output_and_leaves_no_partial_file(ckpt, tmp_path, monkeypatch, capsys):
+def _save_half_then_fail(file, array):
+    file.write(b"\x93NUMPY half an array")
+    raise OSError(28, "No space left on device")
+
+
+def _fail_to_rename(source, target):
+    raise OSError(28, "No space left on device")
+
+
+@pytest.mark.parametrize("where, replacement", [(embed.np, ("save", _save_half_then_fail)),
+                                                (atomic.os, ("replace", _fail_to_rename))])
+def test_a_failed_write_keeps_the_old_output_and_leaves_no_partial_file(ckpt, tmp_path, monkeypatch, capsys,
+                                                                        where, replacement):
     out = tmp_path / "out.npy"
     np.save(out, np.ones(3))
     texts = tmp_path / "in.txt"
     texts.write_text("one\ntwo\n")
-
-    def save_half_then_fail(file, array):
-        file.write(b"\x93NUMPY half an array")
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(embed.np, "save", save_half_then_fail)
+    monkeypatch.setattr(where, *replacement)
     assert main(["--checkpoint", str(ckpt), "--input", str(texts), "--output", str(out)]) == 1
     assert "No space left on device" in capsys.readouterr().err
+    monkeypatch.undo()
     np.testing.assert_array_equal(np.load(out), np.ones(3))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.npy"]
 
