@@ -43,6 +43,15 @@ def check_target(target: str | Path, marker: str, what: str) -> Path:
     return target
 
 
+def refuse_replacing(target: str | Path, marker: str, what: str) -> None:
+    """For a builder called without leave to replace its own output: raises FileExistsError when
+    `target` already holds a finished `what` (its `marker`)."""
+    target = Path(target).expanduser()
+    if (target / marker).is_file():
+        raise FileExistsError(f"{target} already holds {what} ({marker}); nothing was changed. Pass "
+                              "overwrite=True (--force) to rebuild it.")
+
+
 def remove_stale_partials(target: Path) -> None:
     """Removes the marked partial siblings of `target` that a killed builder left."""
     for partial in target.parent.glob(f".{target.name}.partial-*"):

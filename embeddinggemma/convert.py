@@ -2,7 +2,9 @@
 
     python -m embeddinggemma.convert --checkpoint SRC --output DST [--to orbax|sentence-transformers]
 
-SRC is either layout (detected); DST must not exist or be empty.
+SRC is either layout (detected). DST must be absent or empty: a directory holding anything else,
+a checkpoint included, is refused and left as it is. Everything is written into a hidden sibling
+and renamed into place at the end, so a failed conversion leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m embeddinggemma.convert", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, type=Path, help="Source directory.")
-    parser.add_argument("--output", required=True, type=Path, help="Destination directory.")
+    parser.add_argument("--output", required=True, type=Path, help="Destination directory (absent or empty).")
     parser.add_argument("--to", choices=sorted(WRITERS), default="orbax")
     args = parser.parse_args(argv)
     try:

@@ -10,12 +10,14 @@ as given unless a prompt name is given. The output is written atomically.
 from __future__ import annotations
 
 import argparse
+import io
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from embeddinggemma.atomic import atomic_write
 
 
 def read_texts(path: Path) -> list[str]:
@@ -49,13 +51,11 @@ def read_texts(path: Path) -> list[str]:
     return texts
 
 
-def save_atomically(path: Path, array: np.ndarray) -> None:
-    """Writes a .npy file so that a failure never leaves a partial file at `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """Writes `array` as a .npy file, atomically: `path` keeps its old content if this fails."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomic_write(path, buffer.getvalue())
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         embedder = Embedder.load(args.checkpoint, dtype=args.dtype)
         embeddings = embedder.encode(texts, prompt_name=args.prompt_name, dim=args.dim,
                                      batch_size=args.batch_size, max_length=args.max_length)
-        save_atomically(args.output, embeddings)
+        save_npy(args.output, embeddings)
     except (OSError, ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quant", type=_names, default=[], help=f"schemes, comma-separated: {', '.join(SCHEMES)}")
     p.add_argument("--out", type=Path, required=True, help="directory for results.json, .md, .png")
     p.add_argument("--tasks", type=_names, default=None, help="task names (default: all)")
-    p.add_argument("--suite", type=Path, default=DEFAULT_SUITE_DIR)
+    p.add_argument("--suite", type=Path, default=DEFAULT_SUITE_DIR,
+                   help="a built suite, or an absent or empty directory to build it in")
     p.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         tasks = load_suite(ensure_suite(args.suite), args.tasks)
-    except (FileNotFoundError, ValueError) as e:
+    except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     cache = EmbeddingCache(None if args.no_cache else args.cache_dir)

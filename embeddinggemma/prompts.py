@@ -38,9 +38,9 @@ def document_prompt(title: str | None) -> str:
     return f"title: {'none' if title is None else title} | text: "
 
 
-def load_prompts(model_dir: str | Path) -> dict[str, str]:
-    """The default prompts, overridden and extended by `config_sentence_transformers.json`."""
-    prompts = dict(DEFAULT_PROMPTS)
+def load_prompts(model_dir: str | Path, defaults: Mapping[str, str] = DEFAULT_PROMPTS) -> dict[str, str]:
+    """`defaults`, overridden and extended by the prompts of `config_sentence_transformers.json`."""
+    prompts = dict(defaults)
     path = Path(model_dir) / "config_sentence_transformers.json"
     if path.exists():
         try:

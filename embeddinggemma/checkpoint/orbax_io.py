@@ -16,10 +16,13 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from embeddinggemma.atomic import atomic_directory, refuse_replacing
+from embeddinggemma.files import read_json, require_file
 from embeddinggemma.model.config import EmbedderConfig
 
 METADATA_FILE = "embeddinggemma.json"
 FORMAT_VERSION = 1
+WHAT = "an Orbax checkpoint"
 
 
 def is_orbax_dir(path: str | Path) -> bool:
@@ -27,16 +30,21 @@ def is_orbax_dir(path: str | Path) -> bool:
 
 
 def save_orbax(directory: str | Path, config: EmbedderConfig, params: Mapping,
-               tokenizer_model: str | Path, prompts: Mapping[str, str]) -> Path:
-    """Writes parameters, config, prompts and tokenizer; refuses to overwrite a directory."""
-    directory = Path(directory).absolute()
-    if directory.exists() and any(directory.iterdir()):
-        raise FileExistsError(f"Refusing to overwrite the non-empty directory {directory}.")
-    directory.mkdir(parents=True, exist_ok=True)
-    checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(directory / "params", jax.tree.map(np.asarray, dict(params)))
-    checkpointer.wait_until_finished()
-    write_orbax_metadata(directory, config, tokenizer_model, prompts)
+               tokenizer_model: str | Path, prompts: Mapping[str, str], overwrite: bool = False) -> Path:
+    """Writes parameters, config, prompts and tokenizer into `directory`, atomically.
+
+    `directory` must be absent, empty, or (with `overwrite=True`) an Orbax checkpoint, which is
+    replaced; a directory holding anything else is refused untouched (NotOurDirectoryError).
+    """
+    directory = Path(directory).expanduser().absolute()
+    if not overwrite:
+        refuse_replacing(directory, METADATA_FILE, WHAT)
+    tokenizer_model = require_file(tokenizer_model, "Tokenizer model")
+    with atomic_directory(directory, METADATA_FILE, WHAT) as partial:
+        checkpointer = ocp.StandardCheckpointer()
+        checkpointer.save(partial / "params", jax.tree.map(np.asarray, dict(params)))
+        checkpointer.wait_until_finished()
+        write_orbax_metadata(partial, config, tokenizer_model, prompts)
     return directory
 
 
@@ -50,15 +58,25 @@ def write_orbax_metadata(directory: str | Path, config: EmbedderConfig, tokenize
 
 
 def read_orbax_metadata(directory: str | Path) -> tuple[EmbedderConfig, dict[str, str]]:
-    """(config, prompts) from an Orbax checkpoint directory."""
+    """(config, prompts) from an Orbax checkpoint directory; errors name the metadata file."""
     path = Path(directory) / METADATA_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"Checkpoint file not found: {path}")
-    metadata = json.loads(path.read_text())
+    metadata = read_json(path, "Checkpoint file")
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path}: expected a JSON object, found {type(metadata).__name__}.")
     if metadata.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: format_version {metadata.get('format_version')} is not "
                          f"{FORMAT_VERSION}.")
-    return EmbedderConfig.from_dict(metadata["config"]), metadata["prompts"]
+    missing = [key for key in ("config", "prompts") if key not in metadata]
+    if missing:
+        raise ValueError(f"{path}: missing the fields {missing}.")
+    try:
+        config = EmbedderConfig.from_dict(metadata["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: field 'config' does not describe a model: {e!r}") from None
+    prompts = metadata["prompts"]
+    if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
+        raise ValueError(f"{path}: field 'prompts' must map prompt names to strings.")
+    return config, prompts
 
 
 def load_orbax_params(directory: str | Path) -> dict:

@@ -1,7 +1,9 @@
 """Import and export of a sentence-transformers model directory (the released checkpoint's layout).
 
 Expected modules, in order: Transformer (Gemma 3, `model.safetensors` + `config.json`), Pooling,
-one or more bias-free identity-activation Dense layers, Normalize.
+one or more bias-free identity-activation Dense layers, Normalize. An export of ours adds
+`embeddinggemma_export.json` with what the layout cannot state (the Matryoshka dims), and its
+`config_sentence_transformers.json` holds all its prompts, so it loads back exactly.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
+from embeddinggemma.atomic import atomic_directory, refuse_replacing
 from embeddinggemma.checkpoint.hf_gemma3 import transformer_from_hf, transformer_to_hf
+from embeddinggemma.files import read_json, require_file
 from embeddinggemma.model.config import EmbedderConfig, TransformerConfig
+from embeddinggemma.prompts import DEFAULT_PROMPTS, load_prompts
 
 _POOLING_MODES = {
     "pooling_mode_mean_tokens": "mean",
@@ -25,6 +30,11 @@ _POOLING_MODES = {
     "pooling_mode_lasttoken": "last",
 }
 _IDENTITY = "torch.nn.modules.linear.Identity"
+# What the layout cannot say (the Matryoshka dims); also the export's marker (see atomic.py).
+EXPORT_METADATA_FILE = "embeddinggemma_export.json"
+EXPORT_FORMAT_VERSION = 1
+PAPER_MATRYOSHKA_DIMS = (768, 512, 256, 128)
+WHAT = "a sentence-transformers export"
 
 
 class SafetensorsReader(Mapping[str, np.ndarray]):
@@ -46,23 +56,28 @@ class SafetensorsReader(Mapping[str, np.ndarray]):
 
 
 def is_sentence_transformers_dir(path: str | Path) -> bool:
+    return (Path(path) / "modules.json").is_file()
+
+
+def is_hugging_face_dir(path: str | Path) -> bool:
+    """A plain Hugging Face model directory (weights and config.json, no sentence-transformers
+    modules), such as a Gemma 3 decoder."""
     path = Path(path)
-    return (path / "modules.json").is_file() or (path / "model.safetensors").is_file()
+    weights = (path / "model.safetensors").is_file() or (path / "model.safetensors.index.json").is_file()
+    return weights and (path / "config.json").is_file() and not is_sentence_transformers_dir(path)
+
+
+def written_by_us(path: str | Path) -> bool:
+    """Whether this codebase exported the directory (it then states what the layout cannot)."""
+    return (Path(path) / EXPORT_METADATA_FILE).is_file()
 
 
 def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise FileNotFoundError(f"Checkpoint file not found: {path}")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from None
+    return read_json(path, "Checkpoint file")
 
 
 def _require(path: Path) -> Path:
-    if not path.is_file():
-        raise FileNotFoundError(f"Checkpoint file not found: {path}")
-    return path
+    return require_file(path, "Checkpoint file")
 
 
 def _encoder_hf_config(path: Path) -> dict[str, Any]:
@@ -139,63 +154,104 @@ def load_sentence_transformers(model_dir: str | Path, **config_overrides: Any
         params[f"projection_{i}"] = w
         width = w.shape[1]
     dims = tuple(w.shape[1] for w in dense)
-    matryoshka = tuple(d for d in (768, 512, 256, 128) if d <= width) or (width,)
+    matryoshka = _matryoshka_dims(model_dir, width)
     config = EmbedderConfig(transformer=transformer, projection_dims=dims, pooling=pooling,
                             matryoshka_dims=matryoshka)
     return config.replace(**config_overrides), params
 
 
-def export_sentence_transformers(directory: str | Path, config: EmbedderConfig, params: Mapping,
-                                 tokenizer_model: str | Path, prompts: Mapping[str, str]) -> Path:
-    """Writes a sentence-transformers directory (float32 safetensors) that
-    `SentenceTransformer(directory)` and `load_sentence_transformers` both read.
+def _matryoshka_dims(model_dir: Path, width: int) -> tuple[int, ...]:
+    """The dims our export states; for a directory we did not write (the release), the paper's
+    dims within the output width."""
+    if not written_by_us(model_dir):
+        return tuple(d for d in PAPER_MATRYOSHKA_DIMS if d <= width) or (width,)
+    path = model_dir / EXPORT_METADATA_FILE
+    metadata = _read_json(path)
+    if not isinstance(metadata, dict) or metadata.get("format_version") != EXPORT_FORMAT_VERSION:
+        raise ValueError(f"{path}: expected an object with format_version {EXPORT_FORMAT_VERSION}.")
+    dims = metadata.get("matryoshka_dims")
+    if not isinstance(dims, list) or not dims or not all(type(d) is int and 1 <= d <= width for d in dims):
+        raise ValueError(f"{path}: matryoshka_dims {dims!r} is not a list of widths in 1..{width}.")
+    return tuple(dims)
 
-    Refuses to overwrite a non-empty directory.
+
+def load_prompts_of(model_dir: str | Path) -> dict[str, str]:
+    """The prompts of a sentence-transformers directory: exactly those our export wrote; for a
+    directory we did not write (the release), the default prompts extended by its own."""
+    return load_prompts(model_dir, defaults={} if written_by_us(model_dir) else DEFAULT_PROMPTS)
+
+
+def export_sentence_transformers(directory: str | Path, config: EmbedderConfig, params: Mapping,
+                                 tokenizer_model: str | Path, prompts: Mapping[str, str],
+                                 overwrite: bool = False) -> Path:
+    """Writes a sentence-transformers directory (float32 safetensors) that
+    `SentenceTransformer(directory)` and `load_sentence_transformers` both read, atomically.
+
+    Everything is checked before anything is written. `directory` must be absent, empty, or (with
+    `overwrite=True`) an export of ours, which is replaced; anything else is refused untouched.
     """
-    directory = Path(directory)
-    if directory.exists() and any(directory.iterdir()):
-        raise FileExistsError(f"Refusing to overwrite the non-empty directory {directory}.")
-    directory.mkdir(parents=True, exist_ok=True)
-    as_f32 = lambda w: np.ascontiguousarray(np.asarray(w, dtype=np.float32))  # noqa: E731
-    t = config.transformer
-    weights = {k: as_f32(v) for k, v in transformer_to_hf(params["transformer"], t).items()}
-    save_file(weights, str(directory / "model.safetensors"), metadata={"format": "pt"})
-    _write_json(directory / "config.json", config.to_hf_config())
-    _write_json(directory / "sentence_bert_config.json",
-                {"max_seq_length": t.max_length, "do_lower_case": False})
+    directory = Path(directory).expanduser()
+    if not overwrite:
+        refuse_replacing(directory, EXPORT_METADATA_FILE, WHAT)
+    tokenizer_model = require_file(tokenizer_model, "Tokenizer model")
     modes = {mode: key for key, mode in _POOLING_MODES.items()}
     if config.pooling not in modes:
-        raise ValueError(f"pooling={config.pooling!r} has no sentence-transformers equivalent.")
-    pooling = {key: False for key in _POOLING_MODES}
-    pooling.update({"word_embedding_dimension": t.embed_dim, modes[config.pooling]: True,
-                    "include_prompt": True})
-    _write_json(directory / "1_Pooling" / "config.json", pooling)
+        raise ValueError(f"pooling={config.pooling!r} has no sentence-transformers equivalent "
+                         f"(one of {sorted(modes)}); nothing was written.")
+    t = config.transformer
+    as_f32 = lambda w: np.ascontiguousarray(np.asarray(w, dtype=np.float32))  # noqa: E731
+    weights = {k: as_f32(v) for k, v in transformer_to_hf(params["transformer"], t).items()}
+    dense = _dense_weights(config, params)
+    with atomic_directory(directory, EXPORT_METADATA_FILE, WHAT) as partial:
+        save_file(weights, str(partial / "model.safetensors"), metadata={"format": "pt"})
+        _write_json(partial / "config.json", config.to_hf_config())
+        _write_json(partial / "sentence_bert_config.json",
+                    {"max_seq_length": t.max_length, "do_lower_case": False})
+        pooling = {key: False for key in _POOLING_MODES}
+        pooling.update({"word_embedding_dimension": t.embed_dim, modes[config.pooling]: True,
+                        "include_prompt": True})
+        _write_json(partial / "1_Pooling" / "config.json", pooling)
 
-    modules = [("Transformer", ""), ("Pooling", "1_Pooling")]
-    width = t.embed_dim
-    for i, out_dim in enumerate(config.projection_dims):
-        name = f"{i + 2}_Dense"
-        _write_json(directory / name / "config.json", {
-            "in_features": width, "out_features": out_dim, "bias": False,
-            "activation_function": _IDENTITY})
-        save_file({"linear.weight": as_f32(np.asarray(params[f"projection_{i}"]).T)},
-                  str(directory / name / "model.safetensors"))
-        modules.append(("Dense", name))
-        width = out_dim
-    modules.append(("Normalize", f"{len(modules)}_Normalize"))
-    _write_json(directory / "modules.json", [
-        {"idx": i, "name": str(i), "path": path, "type": f"sentence_transformers.models.{kind}"}
-        for i, (kind, path) in enumerate(modules)])
-    _write_json(directory / "config_sentence_transformers.json", {
-        "model_type": "SentenceTransformer", "prompts": dict(prompts),
-        "default_prompt_name": None, "similarity_fn_name": "cosine"})
+        modules = [("Transformer", ""), ("Pooling", "1_Pooling")]
+        for i, weight in enumerate(dense):
+            name = f"{i + 2}_Dense"
+            _write_json(partial / name / "config.json", {
+                "in_features": weight.shape[1], "out_features": weight.shape[0], "bias": False,
+                "activation_function": _IDENTITY})
+            save_file({"linear.weight": as_f32(weight)}, str(partial / name / "model.safetensors"))
+            modules.append(("Dense", name))
+        modules.append(("Normalize", f"{len(modules)}_Normalize"))
+        _write_json(partial / "modules.json", [
+            {"idx": i, "name": str(i), "path": path, "type": f"sentence_transformers.models.{kind}"}
+            for i, (kind, path) in enumerate(modules)])
+        _write_json(partial / "config_sentence_transformers.json", {
+            "model_type": "SentenceTransformer", "prompts": dict(prompts),
+            "default_prompt_name": None, "similarity_fn_name": "cosine"})
 
-    shutil.copyfile(tokenizer_model, directory / "tokenizer.model")
-    _write_json(directory / "tokenizer_config.json", {
-        "tokenizer_class": "GemmaTokenizer", "add_bos_token": True, "add_eos_token": True,
-        "padding_side": "right", "model_max_length": t.max_length,
-        "bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>"})
+        shutil.copyfile(tokenizer_model, partial / "tokenizer.model")
+        _write_json(partial / "tokenizer_config.json", {
+            "tokenizer_class": "GemmaTokenizer", "add_bos_token": True, "add_eos_token": True,
+            "padding_side": "right", "model_max_length": t.max_length,
+            "bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>"})
+        _write_json(partial / EXPORT_METADATA_FILE, {
+            "format_version": EXPORT_FORMAT_VERSION, "matryoshka_dims": list(config.matryoshka_dims)})
     return directory
+
+
+def _dense_weights(config: EmbedderConfig, params: Mapping) -> list[np.ndarray]:
+    """The projection stack as Dense `linear.weight`s, [out, in] each, checked against `config`."""
+    dense, width = [], config.transformer.embed_dim
+    for i, out_dim in enumerate(config.projection_dims):
+        if f"projection_{i}" not in params:
+            raise ValueError(f"params has no projection_{i}, which projection_dims "
+                             f"{config.projection_dims} needs; nothing was written.")
+        weight = np.asarray(params[f"projection_{i}"])
+        if weight.shape != (width, out_dim):
+            raise ValueError(f"params['projection_{i}'] has shape {list(weight.shape)}, expected "
+                             f"{[width, out_dim]}; nothing was written.")
+        dense.append(weight.T)
+        width = out_dim
+    return dense
 
 
 def _write_json(path: Path, value: Any) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import shutil
 import sysconfig
 from collections import defaultdict
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embeddinggemma.atomic import atomic_directory, refuse_replacing
 from embeddinggemma.data.corpus.code_pairs import file_pairs
 from embeddinggemma.data.corpus.gettext_pairs import catalog_pairs
 from embeddinggemma.data.corpus.hard_negatives import mine_hard_negatives
@@ -35,10 +35,12 @@ from embeddinggemma.data.corpus.pairs import Pair, clip_text
 from embeddinggemma.data.hashing import stable_seed
 from embeddinggemma.evaluation.sources.debian_packages import DEFAULT_LISTS_DIR, index_files, read_packages
 from embeddinggemma.evaluation.sources.man_pages import DEFAULT_MAN_DIR, man_page_files, read_man_page
+from embeddinggemma.files import read_json
 
 SUITE_VERSION = 1
 DEFAULT_SUITE_DIR = Path(f"~/.cache/embeddinggemma/eval-v{SUITE_VERSION}")
 MANIFEST = "manifest.json"
+WHAT = "an evaluation suite"
 DEFAULT_LOCALE_DIR = Path("/usr/share/locale")
 
 MAX_DOCUMENT_CHARS = 800
@@ -257,30 +259,47 @@ def build_suite(
     tasks: tuple[str, ...] | None = None,
     overwrite: bool = False,
 ) -> dict:
-    """Writes the tasks and the manifest into `out_dir` (via a temporary sibling); returns the manifest."""
+    """Writes the tasks and the manifest into `out_dir` (atomically); returns the manifest.
+
+    `out_dir` must be absent, empty, or (with `overwrite=True`) a suite, which is rebuilt; a
+    directory holding anything else is refused untouched (NotOurDirectoryError).
+    """
     out_dir = Path(out_dir).expanduser()
-    if out_dir.exists() and not overwrite:
-        raise FileExistsError(f"{out_dir} exists; pass overwrite=True (--force) to rebuild it.")
+    if not overwrite:
+        refuse_replacing(out_dir, MANIFEST, WHAT)
     names = tasks or tuple(TASKS)
     unknown = set(names) - set(TASKS)
     if unknown:
         raise ValueError(f"Unknown tasks {sorted(unknown)}; valid: {', '.join(TASKS)}.")
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
     manifest = {"version": SUITE_VERSION, "seed": seed, "tasks": {}}
-    for name in names:
-        task_type, languages, domain = TASKS[name]
-        data = _json_bytes(BUILDERS[name](stable_seed(seed, name)))
-        (partial / f"{name}.json").write_bytes(data)
-        manifest["tasks"][name] = {
-            "type": task_type,
-            "languages": list(languages),
-            "domain": domain,
-            "file": f"{name}.json",
-            "sha256": hashlib.sha256(data).hexdigest(),
-        }
-    (partial / MANIFEST).write_bytes(_json_bytes(manifest))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    partial.rename(out_dir)
+    with atomic_directory(out_dir, MANIFEST, WHAT) as partial:
+        for name in names:
+            task_type, languages, domain = TASKS[name]
+            data = _json_bytes(BUILDERS[name](stable_seed(seed, name)))
+            (partial / f"{name}.json").write_bytes(data)
+            manifest["tasks"][name] = {
+                "type": task_type,
+                "languages": list(languages),
+                "domain": domain,
+                "file": f"{name}.json",
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+        (partial / MANIFEST).write_bytes(_json_bytes(manifest))
+    return manifest
+
+
+def read_manifest(suite_dir: str | Path) -> dict:
+    """The manifest of a built suite, checked for its version and its tasks; errors name the file."""
+    path = Path(suite_dir).expanduser() / MANIFEST
+    manifest = read_json(path, "Evaluation suite manifest")
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path}: expected a JSON object, found {type(manifest).__name__}.")
+    if manifest.get("version") != SUITE_VERSION:
+        raise ValueError(f"{path}: suite version {manifest.get('version')}, expected {SUITE_VERSION}.")
+    entries = manifest.get("tasks")
+    fields = ("type", "languages", "domain", "file", "sha256")
+    if not isinstance(entries, dict) or not all(
+        isinstance(e, dict) and all(f in e for f in fields) for e in entries.values()
+    ):
+        raise ValueError(f"{path}: field 'tasks' must map each task to its {', '.join(fields)}.")
     return manifest

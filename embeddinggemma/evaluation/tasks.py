@@ -9,7 +9,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from embeddinggemma.evaluation.build import DEFAULT_SUITE_DIR, MANIFEST, SUITE_VERSION, build_suite
+from embeddinggemma.evaluation.build import DEFAULT_SUITE_DIR, MANIFEST, build_suite, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -49,28 +49,24 @@ def prompt_name(prompts: Mapping[str, str], task_name: str, task_type: str, prom
 
 
 def ensure_suite(suite_dir: str | Path = DEFAULT_SUITE_DIR) -> Path:
-    """The suite directory, built (once, about 30 s) when it has no manifest."""
+    """The suite directory, built (once, about 30 s) when it has no manifest; a directory holding
+    anything else is refused untouched (NotOurDirectoryError)."""
     suite_dir = Path(suite_dir).expanduser()
     if not (suite_dir / MANIFEST).is_file():
         logger.warning("Building the evaluation suite %s ...", suite_dir)
-        build_suite(suite_dir, overwrite=suite_dir.exists())
+        build_suite(suite_dir)
     return suite_dir
 
 
 def load_suite(suite_dir: str | Path = DEFAULT_SUITE_DIR, tasks: Sequence[str] | None = None) -> list[Task]:
     """The tasks of a built suite, each file checked against the manifest's sha256."""
     suite_dir = Path(suite_dir).expanduser()
-    manifest_path = suite_dir / MANIFEST
-    if not manifest_path.is_file():
+    if not (suite_dir / MANIFEST).is_file():
         raise FileNotFoundError(
-            f"Evaluation suite manifest not found: {manifest_path} "
+            f"Evaluation suite manifest not found: {suite_dir / MANIFEST} "
             "(build it with scripts/build_eval_suite.py)."
         )
-    manifest = json.loads(manifest_path.read_text())
-    if manifest.get("version") != SUITE_VERSION:
-        raise ValueError(
-            f"{manifest_path}: suite version {manifest.get('version')}, expected {SUITE_VERSION}."
-        )
+    manifest = read_manifest(suite_dir)
     names = list(tasks) if tasks else list(manifest["tasks"])
     unknown = [n for n in names if n not in manifest["tasks"]]
     if unknown:
