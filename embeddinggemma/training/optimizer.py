@@ -6,6 +6,8 @@ import jax
 import ml_collections
 import optax
 
+from embeddinggemma.training.config import ConfigError
+
 DECAYS = ("cosine", "linear", "constant")
 OPTIMIZERS = ("adamw", "adafactor")
 
@@ -13,7 +15,7 @@ OPTIMIZERS = ("adamw", "adafactor")
 def make_schedule(opt: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
     """Linear warmup from 0 to the peak, then cosine, linear or constant to the end."""
     if opt.decay not in DECAYS:
-        raise ValueError(f"optimizer.decay={opt.decay!r}; choose one of {DECAYS}.")
+        raise ConfigError(f"optimizer.decay={opt.decay!r}; choose one of {DECAYS}.")
     peak, warmup = opt.learning_rate, opt.warmup_steps
     decay_steps = max(num_steps - warmup, 1)
     end = peak * opt.end_learning_rate_fraction
@@ -45,7 +47,7 @@ def make_optimizer(opt: ml_collections.ConfigDict, num_steps: int
         update = optax.adafactor(schedule, weight_decay_rate=opt.weight_decay or None,
                                  weight_decay_mask=decay_mask)
     else:
-        raise ValueError(f"optimizer.name={opt.name!r}; choose one of {OPTIMIZERS}.")
+        raise ConfigError(f"optimizer.name={opt.name!r}; choose one of {OPTIMIZERS}.")
     if opt.clip_norm > 0:
         update = optax.chain(optax.clip_by_global_norm(opt.clip_norm), update)
     return update, schedule
