@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import flax.linen as nn
 import jax
@@ -53,18 +53,19 @@ def train_state_shardings(abstract_boxed_params: Mapping, tx: optax.GradientTran
     return {"step": replicated, "params": params, "opt_state": opt_state}
 
 
-def create_train_state(config: EmbedderConfig, tx: optax.GradientTransformation, mesh: Mesh,
-                       rules: Rules, rng: jax.Array, teacher_dim: int = 0) -> tuple[dict, dict]:
+def create_train_state(init_boxed: Callable[[jax.Array], Mapping], tx: optax.GradientTransformation,
+                       mesh: Mesh, rules: Rules, rng: jax.Array) -> tuple[dict, dict]:
     """(state, shardings), initialised directly on the devices with its shardings.
 
-    The random values do not depend on the mesh (JAX's partitionable threefry), so the same
-    seed gives the same parameters on any mesh shape.
+    `init_boxed(rng)` gives the trained parameters boxed with their logical axis names (e.g.
+    `init_boxed_params`). The random values do not depend on the mesh (JAX's partitionable
+    threefry), so the same seed gives the same parameters on any mesh shape.
     """
-    boxed = jax.eval_shape(lambda r: init_boxed_params(config, teacher_dim, r), rng)
+    boxed = jax.eval_shape(init_boxed, rng)
     shardings = train_state_shardings(boxed, tx, mesh, rules)
 
     def init(r):
-        params = nn.unbox(init_boxed_params(config, teacher_dim, r))
+        params = nn.unbox(init_boxed(r))
         return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
 
     return jax.jit(init, out_shardings=shardings)(rng), shardings
