@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import flax.linen as nn
 import jax
 import ml_collections
 import numpy as np
@@ -31,7 +32,6 @@ from tqdm.auto import tqdm
 from embeddinggemma.checkpoint.loading import load_checkpoint
 from embeddinggemma.data.config import with_corpus_datasets
 from embeddinggemma.data.pipeline import make_train_iterator
-from embeddinggemma.model import init_params as init_params_of
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 from embeddinggemma.schema import ROLES
 from embeddinggemma.tokenizer import Tokenizer
@@ -170,16 +170,16 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, *, objective: 
     with _input_errors():
         data_cfg, tokenizer_path, prompts, init_params = _resolve_inputs(config)
         tokenizer = Tokenizer(tokenizer_path)
-    model_cfg = model_config(config)
+    trainer = assemble_trainer(config, objective=objective, param_transform=param_transform)
+    model_cfg = trainer.model_config
     if init_params is not None:  # before the tokenizer's check: this error names every parameter
-        abstract = jax.eval_shape(lambda: init_params_of(model_cfg, jax.random.PRNGKey(0)))
+        abstract = nn.unbox(jax.eval_shape(trainer.init_boxed, jax.random.PRNGKey(0)))[ENCODER]
         _check_init_params(init_params, abstract, config.model.init_checkpoint)
     if tokenizer.vocab_size > model_cfg.transformer.vocab_size:
         raise ConfigError(f"The tokenizer {tokenizer_path} has {tokenizer.vocab_size} pieces, more than "
                           f"model.preset={config.model.preset!r}'s vocabulary of "
                           f"{model_cfg.transformer.vocab_size}.")
     t = config.train
-    trainer = assemble_trainer(config, objective=objective, param_transform=param_transform)
     state = trainer.init_state()
     with _input_errors():
         data = make_train_iterator(data_cfg, tokenizer, batch_size=t.batch_size,

@@ -10,22 +10,23 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from embeddinggemma.model import EmbedderConfig, EmbeddingModel
+from embeddinggemma.model import EmbeddingModel
 from embeddinggemma.training.mesh import Rules, logical_sharding
 
 ENCODER = "embedder"
 DISTILLATION_PROJECTION = "distillation_projection"
 
 
-def init_boxed_params(config: EmbedderConfig, teacher_dim: int, rng: jax.Array) -> dict:
-    """Fresh parameters, still boxed with their logical axis names.
+def init_boxed_params(model: EmbeddingModel, teacher_dim: int, rng: jax.Array) -> dict:
+    """Fresh parameters of `model` and the head, still boxed with their logical axis names.
 
     `{"embedder": ...}`, plus `"distillation_projection"` [P, teacher_dim], a learned linear map
     from the student's width to the teacher's, when the two differ (teacher_dim 0 = same).
     """
     model_rng, projection_rng = jax.random.split(rng)
     tokens = jnp.ones((1, 8), jnp.int32)
-    params = {ENCODER: EmbeddingModel(config).init(model_rng, tokens)["params"]}
+    params = {ENCODER: model.init(model_rng, tokens)["params"]}
+    config = model.config
     width = config.output_dim
     if teacher_dim and teacher_dim != width:
         weight = jax.random.normal(projection_rng, (width, teacher_dim), jnp.float32) * width ** -0.5

@@ -91,7 +91,7 @@ def assemble_trainer(config: ml_collections.ConfigDict, *, objective: Objective 
     tx, schedule = make_optimizer(config.optimizer, config.train.num_steps)
     model_cfg = model_config(config)
     model = EmbeddingModel(model_cfg)  # the one place a trainer builds its model
-    init_boxed = init_params or functools.partial(init_boxed_params, model_cfg, config.loss.teacher_dim)
+    init_boxed = init_params or functools.partial(init_boxed_params, model, config.loss.teacher_dim)
     shardings = train_state_shardings(jax.eval_shape(init_boxed, jax.random.PRNGKey(0)), tx, mesh, rules)
     transform = param_transform or (lambda params: params)
 
