@@ -39,7 +39,7 @@ def random_batch(pairs: int, length: int, vocab_size: int, seed: int = 0) -> dic
 
     rng = np.random.default_rng(seed)
     batch = {}
-    for field in ("query", "positive"):
+    for field in ("query", "positive"):  # pairs: no hard negatives
         tokens = rng.integers(FIRST_TOKEN_ID, vocab_size, size=(pairs, length), dtype=np.int32)
         lengths = rng.integers(min(MIN_LENGTH, length), length + 1, size=pairs)
         tokens[np.arange(length)[None, :] >= lengths[:, None]] = 0
@@ -52,12 +52,9 @@ def _worker(spec: dict) -> dict:
     """One configuration (`chunk` 0 = plain) in this process: compile, then time the steps."""
     import jax
 
-    from embeddinggemma.model import EmbeddingModel
-    from embeddinggemma.training.config import base_config, model_config, runtime_config, validate_config
-    from embeddinggemma.training.mesh import batch_sharding, make_mesh
-    from embeddinggemma.training.optimizer import make_optimizer
-    from embeddinggemma.training.state import create_train_state, train_params_layout
-    from embeddinggemma.training.step import make_train_step
+    from embeddinggemma.schema import ROLES
+    from embeddinggemma.training.config import base_config, validate_config
+    from embeddinggemma.training.trainer import assemble_trainer
 
     config = base_config()
     config.model.preset = "tiny"
@@ -69,21 +66,16 @@ def _worker(spec: dict) -> dict:
     # Nonzero from the first step, so the first update is a real one.
     config.optimizer.warmup_steps = 0
     config.optimizer.decay = "constant"
+    config.mesh.shape = (1, 1, 1)
     validate_config(config)
-    model_cfg, runtime = model_config(config), runtime_config(config)
-
-    mesh = make_mesh(config.mesh.axes, (1, 1, 1), jax.devices()[:1])
-    tx, schedule = make_optimizer(config.optimizer, config.train.num_steps,
-                                  train_params_layout(model_cfg, runtime, teacher_dim=0))
-    state, shardings = create_train_state(model_cfg, runtime, tx, mesh, config.mesh.rules,
-                                          jax.random.PRNGKey(0))
-    step = make_train_step(EmbeddingModel(model_cfg, runtime), tx, schedule, config, mesh, shardings)
-    batch = random_batch(spec["pairs"], spec["length"], model_cfg.transformer.vocab_size)
-    real_tokens = int(sum((batch[k] != 0).sum() for k in ("query", "positive")))
-    batch = jax.device_put(batch, batch_sharding(mesh, config.mesh.rules, 1))
+    trainer = assemble_trainer(config, devices=jax.devices()[:1])
+    state = trainer.init_state(seed=0)
+    batch = random_batch(spec["pairs"], spec["length"], trainer.model_config.transformer.vocab_size)
+    real_tokens = int(sum((batch[k] != 0).sum() for k in ROLES if k in batch))
+    batch = trainer.global_batch(batch)
 
     t0 = time.perf_counter()
-    compiled = step.lower(state, batch).compile()
+    compiled = trainer.train_step.lower(state, batch).compile()
     compile_s = time.perf_counter() - t0
     first_metrics = {}
 

@@ -151,14 +151,11 @@ def _jax_worker(spec: dict) -> dict:
     import numpy as np
 
     from embeddinggemma.checkpoint.loading import load_checkpoint
-    from embeddinggemma.model import EmbeddingModel
     from embeddinggemma.prompts import load_prompts, resolve_prompt
     from embeddinggemma.tokenizer import Tokenizer, pad_batch
-    from embeddinggemma.training.config import base_config, model_config, runtime_config, validate_config
-    from embeddinggemma.training.mesh import batch_sharding, make_mesh
-    from embeddinggemma.training.optimizer import make_optimizer
-    from embeddinggemma.training.state import ENCODER, create_train_state, train_params_layout
-    from embeddinggemma.training.step import make_train_step
+    from embeddinggemma.training.config import base_config, validate_config
+    from embeddinggemma.training.state import ENCODER
+    from embeddinggemma.training.trainer import assemble_trainer
 
     t_start = time.perf_counter()
     model_dir = Path(spec["model_dir"])
@@ -175,10 +172,11 @@ def _jax_worker(spec: dict) -> dict:
     config.optimizer.decay = "constant"
     config.optimizer.weight_decay = WEIGHT_DECAY
     config.optimizer.clip_norm = CLIP_NORM
+    config.mesh.shape = (1, 1, 1)
     validate_config(config)
-    model_cfg, runtime = model_config(config), runtime_config(config)
+    trainer = assemble_trainer(config, devices=jax.devices()[:1])
 
-    t = model_cfg.transformer
+    t = trainer.model_config.transformer
     tokenizer = Tokenizer(model_dir / "tokenizer.model", bos_id=t.bos_id, eos_id=t.eos_id, pad_id=t.pad_id)
     prompts = load_prompts(model_dir)
     ids = {field: tokenizer.encode([resolve_prompt(prompts, prompt) + x for x in spec[texts]],
@@ -190,26 +188,21 @@ def _jax_worker(spec: dict) -> dict:
     batch = {k: pad_batch(v, max(map(len, v)), t.pad_id) for k, v in ids.items()}
     batch["query_id"] = batch["positive_id"] = np.arange(n, dtype=np.int32)
 
-    mesh = make_mesh(config.mesh.axes, (1, 1, 1), jax.devices()[:1])
-    tx, schedule = make_optimizer(config.optimizer, config.train.num_steps,
-                                  train_params_layout(model_cfg, runtime, teacher_dim=0))
-    state, shardings = create_train_state(model_cfg, runtime, tx, mesh, config.mesh.rules,
-                                          jax.random.PRNGKey(0))
+    state = trainer.init_state(seed=0)
     if spec["init"] == "released":
         released = load_checkpoint(model_dir).params
         expected = jax.tree.map(lambda x: (x.shape, str(x.dtype)), state["params"][ENCODER])
         if jax.tree.map(lambda x: (x.shape, str(x.dtype)), released) != expected:
             raise RuntimeError("the released checkpoint's parameters do not match the 300m preset")
         state["params"] = {**state["params"],
-                           ENCODER: jax.device_put(released, shardings["params"][ENCODER])}
+                           ENCODER: jax.device_put(released, trainer.state_shardings["params"][ENCODER])}
         del released
-    step = make_train_step(EmbeddingModel(model_cfg, runtime), tx, schedule, config, mesh, shardings)
-    batch = jax.device_put(batch, batch_sharding(mesh, config.mesh.rules, 1))
+    batch = trainer.global_batch(batch)
     jax.block_until_ready((state, batch))
     setup_s = time.perf_counter() - t_start
 
     t0 = time.perf_counter()
-    compiled = step.lower(state, batch).compile()
+    compiled = trainer.train_step.lower(state, batch).compile()
     compile_s = time.perf_counter() - t0
 
     terms = {"contrastive": [], "spread_out": []}

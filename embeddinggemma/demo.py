@@ -12,7 +12,6 @@ Exit status 1 when the held-out score did not improve.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import sys
 import time
@@ -20,17 +19,16 @@ from pathlib import Path
 
 import ml_collections
 
+from embeddinggemma.training.config_files import load_config
 from embeddinggemma.training.loop import RunSummary, train
 from embeddinggemma.training.metrics import TENSORBOARD_DIR, read_jsonl
 
-CONFIG_FILE = Path(__file__).resolve().parents[1] / "configs" / "finetune.py"
+CONFIG = "finetune:tiny"  # configs/finetune.py, found from any working directory
 
 
 def demo_config(steps: int | None, corpus: str | None) -> ml_collections.ConfigDict:
-    spec = importlib.util.spec_from_file_location("finetune_config", CONFIG_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config("tiny")
+    """The demo's config: CONFIG, shortened to `steps` (evaluated and saved three times)."""
+    config = load_config(CONFIG)
     if steps:
         config.train.num_steps = steps
         config.optimizer.warmup_steps = min(config.optimizer.warmup_steps, steps // 10)

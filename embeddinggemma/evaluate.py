@@ -18,8 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 DEFAULT_CACHE = Path("~/.cache/embeddinggemma/eval-cache")
 
 
@@ -63,22 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _labels(checkpoints: list[Path]) -> list[str]:
-    """Directory names, with parents added until they are distinct (runs/a/export, runs/b/export)."""
-    depth = 1
-    while True:
-        labels = ["/".join(c.expanduser().resolve().parts[-depth:]) for c in checkpoints]
-        if len(set(labels)) == len(labels) or depth > 8:
-            return labels
-        depth += 1
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    from embeddinggemma.evaluation.encoders import EmbedderEncoder
+    from embeddinggemma.evaluation.evaluate_checkpoints import EvaluationInputError, evaluate_checkpoints
     from embeddinggemma.evaluation.report import write_reports
-    from embeddinggemma.evaluation.runner import EmbeddingCache, evaluate_task
+    from embeddinggemma.evaluation.runner import EmbeddingCache
     from embeddinggemma.evaluation.tasks import ensure_suite, load_suite
     from embeddinggemma.quantization import SCHEMES
 
@@ -95,50 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    cache = EmbeddingCache(None if args.no_cache else args.cache_dir)
-    started, rows = time.perf_counter(), []
-    runs = [
-        (c, label, q)
-        for c, label in zip(args.checkpoint, _labels(args.checkpoint), strict=True)
-        for q in [None, *args.quant]
-    ]
-    progress = tqdm(total=len(runs) * len(tasks), desc="evaluate", unit="task")
-    for checkpoint, label, quant in runs:
-        try:
-            encoder = EmbedderEncoder(
-                checkpoint,
-                dtype=args.dtype,
-                quant=quant,
-                max_length=args.max_length,
-                batch_size=args.batch_size,
-            )
-            dims = args.dims or list(encoder.default_dims())
-        except (FileNotFoundError, ValueError) as e:
-            print(f"error: {checkpoint}: {e}", file=sys.stderr)
-            return 2
-        model = label + (f"@{quant}" if quant else "")
-        for task in tasks:
-            progress.set_postfix_str(f"{model} {task.name}")
-            try:
-                per_dim = evaluate_task(task, encoder, dims, cache)
-            except ValueError as e:
-                print(f"error: {model} {task.name}: {e}", file=sys.stderr)
-                return 2
-            for dim, scores in per_dim.items():
-                rows.append(
-                    {
-                        "model": model,
-                        "checkpoint": str(checkpoint.expanduser().resolve()),
-                        "quant": quant,
-                        "dim": dim,
-                        "task": task.name,
-                        "type": task.type,
-                        "main_score": scores["main_score"],
-                        "scores": scores,
-                    }
-                )
-            progress.update(1)
-    progress.close()
+    started = time.perf_counter()
+    try:
+        rows = evaluate_checkpoints(args.checkpoint, tasks, dims=args.dims, quant=args.quant,
+                                    dtype=args.dtype, max_length=args.max_length, batch_size=args.batch_size,
+                                    cache=EmbeddingCache(None if args.no_cache else args.cache_dir))
+    except EvaluationInputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     suite = {
         "dir": str(args.suite.expanduser()),
         "tasks": {t.name: {"type": t.type, "sha256": t.sha256} for t in tasks},

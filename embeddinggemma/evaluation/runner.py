@@ -4,9 +4,9 @@ every Matryoshka dimension from the truncated, re-normalised embeddings."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
-import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
+from embeddinggemma.atomic import atomic_write
 from embeddinggemma.evaluation import metrics
 from embeddinggemma.evaluation.tasks import Task, prompt_name
 
@@ -40,12 +41,6 @@ class EmbeddingCache:
     def _path(self, key: tuple[str, ...], suffix: str) -> Path:
         return self.directory / (hashlib.sha256(json.dumps(key).encode()).hexdigest()[:32] + suffix)
 
-    def _store(self, path: Path, write) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}{path.suffix}")
-        write(tmp)
-        os.replace(tmp, path)  # a concurrent or killed run never leaves half a file
-
     def get_or_compute(self, key: tuple[str, ...], compute) -> np.ndarray:
         if self.directory is None:
             return compute()
@@ -53,7 +48,9 @@ class EmbeddingCache:
         if path.is_file():
             return np.load(path)
         vectors = np.asarray(compute(), np.float32)
-        self._store(path, lambda tmp: np.save(tmp, vectors))
+        buffer = io.BytesIO()
+        np.save(buffer, vectors)
+        atomic_write(path, buffer.getvalue())  # a concurrent or killed run never leaves half a file
         return vectors
 
     def get_or_compute_scores(self, key: tuple[str, ...], compute) -> dict:
@@ -64,7 +61,7 @@ class EmbeddingCache:
         if path.is_file():
             return json.loads(path.read_text())
         scores = compute()
-        self._store(path, lambda tmp: tmp.write_text(json.dumps(scores)))
+        atomic_write(path, json.dumps(scores))
         return scores
 
 

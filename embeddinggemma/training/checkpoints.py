@@ -9,7 +9,6 @@ see data/pipeline.py), so the primary host's JSON copy serves all.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,7 +18,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
-from embeddinggemma.checkpoint.orbax_io import write_orbax_metadata
+from embeddinggemma.atomic import check_target, commit_partial, new_partial
+from embeddinggemma.checkpoint.orbax_io import METADATA_FILE, write_orbax_metadata
 from embeddinggemma.model import EmbedderConfig
 from embeddinggemma.training.state import ENCODER
 
@@ -75,25 +75,44 @@ def host_params(params: Mapping) -> dict:
     return multihost_utils.process_allgather(params, tiled=True)
 
 
+def check_export_target(workdir: str | Path) -> Path:
+    """`DIR/export`, if it is absent, empty or an export (it holds embeddinggemma.json).
+
+    Raises:
+      NotOurDirectoryError naming the directory otherwise: nothing in it is ever replaced.
+    """
+    return check_target(Path(workdir).absolute() / EXPORT_DIR, METADATA_FILE, "a run's export")
+
+
+def _shared_partial(target: Path) -> Path:
+    """A partial directory for `target`, made by process 0; every process gets its path."""
+    name = new_partial(target).name.encode() if jax.process_index() == 0 else b""
+    if jax.process_count() > 1:
+        padded = np.zeros(1024, np.uint8)
+        padded[:len(name)] = np.frombuffer(name, np.uint8)
+        name = bytes(multihost_utils.broadcast_one_to_all(padded)).rstrip(b"\0")
+    return target.parent / name.decode()
+
+
 def export_params(workdir: str | Path, config: EmbedderConfig, params: Mapping, tokenizer_model: str | Path,
                   prompts: Mapping[str, str]) -> Path:
     """`DIR/export`: the encoder's parameters in the layout `Embedder.load` and souping read.
 
-    Written under a temporary name and renamed, so a kill never leaves a half export; an existing
-    export is replaced.
+    Every process takes part (the parameters may be sharded across hosts). Built in a partial
+    directory and moved into place (embeddinggemma.atomic), so a kill never leaves half an export;
+    an earlier export is replaced, a directory that is not an export is refused.
+
+    Raises:
+      NotOurDirectoryError when `DIR/export` is not an export (see `check_export_target`).
     """
-    out = Path(workdir).absolute() / EXPORT_DIR
-    partial = out.with_name(EXPORT_DIR + ".partial")
-    if jax.process_index() == 0:
-        shutil.rmtree(partial, ignore_errors=True)
-    multihost_utils.sync_global_devices("export_params:start")
+    out = check_export_target(workdir)
+    partial = _shared_partial(out)
     encoder = jax.tree.map(np.asarray, host_params(params[ENCODER]))
     checkpointer = ocp.StandardCheckpointer()  # every process takes part; the primary one writes
     checkpointer.save(partial / "params", encoder)
     checkpointer.wait_until_finished()
     if jax.process_index() == 0:
         write_orbax_metadata(partial, config, tokenizer_model, prompts)
-        shutil.rmtree(out, ignore_errors=True)
-        partial.rename(out)
+        commit_partial(partial, out)
     multihost_utils.sync_global_devices("export_params:done")
     return out

@@ -11,8 +11,19 @@ from pathlib import Path
 
 import ml_collections
 
+from embeddinggemma.atomic import atomic_write, check_target
 from embeddinggemma.data.config import data_config
 from embeddinggemma.model import EmbedderConfig, RuntimeConfig, get_preset
+
+CONFIG_FILE = "config.json"  # the resolved config in a run directory; it marks the directory as a run's
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work, alone or with the run's inputs; the message names the field.
+
+    The train command reports it (and missing or malformed input files) as exit status 2, without
+    a traceback; any other error is a bug and keeps its traceback.
+    """
 
 # Logical parameter and activation axes -> mesh axes. `batch` spans every data-parallel axis,
 # so the contrastive loss sees the whole global batch.
@@ -76,7 +87,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.hard_negatives = True
     c.train.grad_cache_chunk_size = 0  # >0: gradient caching with chunks of this many examples
     c.train.grad_accumulation_steps = 1  # micro-batches; does NOT enlarge the pool of negatives
-    c.train.log_every_steps = 10
+    c.train.log_every_steps = 10       # the progress bar's loss shown every this many steps
 
     c.mesh = ml_collections.ConfigDict()
     c.mesh.axes = ("data", "fsdp", "tensor")
@@ -131,49 +142,67 @@ def sized_config(size: str) -> ml_collections.ConfigDict:
 
 
 def model_config(config: ml_collections.ConfigDict) -> EmbedderConfig:
-    """The architecture a training config asks for (Matryoshka dims come from the loss)."""
+    """The architecture a training config asks for (Matryoshka dims come from the loss).
+
+    Raises:
+      ConfigError naming the field when the preset, the pooling or a dimension is invalid.
+    """
     m = config.model
-    return get_preset(m.preset, pooling=m.pooling, matryoshka_dims=tuple(config.loss.matryoshka_dims))
+    try:
+        return get_preset(m.preset, pooling=m.pooling, matryoshka_dims=tuple(config.loss.matryoshka_dims))
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
 
 
 def runtime_config(config: ml_collections.ConfigDict) -> RuntimeConfig:
     """How the model runs: `model.dtype`, `model.param_dtype` and `model.remat`."""
     m = config.model
-    return RuntimeConfig(dtype=m.dtype, param_dtype=m.param_dtype, remat=m.remat)
+    try:
+        return RuntimeConfig(dtype=m.dtype, param_dtype=m.param_dtype, remat=m.remat)
+    except ValueError as e:
+        raise ConfigError(f"model.{e}") from e
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
-    """Checks values that the schema's types cannot; each error names the field."""
+    """Checks values that the schema's types cannot; raises ConfigError naming the field."""
+    from embeddinggemma.training.optimizer import check_optimizer  # it raises ConfigError itself
+
     model_config(config)  # preset, pooling, Matryoshka dims within the width
     runtime_config(config)  # dtypes
+    check_optimizer(config.optimizer, config.train.num_steps)  # optimizer and decay names
     t = config.train
     if t.grad_cache_chunk_size and t.grad_accumulation_steps > 1:
-        raise ValueError("train.grad_cache_chunk_size and train.grad_accumulation_steps > 1 are "
-                         "alternatives; set one of them.")
+        raise ConfigError("train.grad_cache_chunk_size and train.grad_accumulation_steps > 1 are "
+                          "alternatives; set one of them.")
     for field in ("grad_cache_chunk_size", "grad_accumulation_steps"):
         value = t[field]
         if value and t.batch_size % value:
-            raise ValueError(f"train.batch_size={t.batch_size} is not a multiple of "
-                             f"train.{field}={value}.")
+            raise ConfigError(f"train.batch_size={t.batch_size} is not a multiple of "
+                              f"train.{field}={value}.")
     if len(config.mesh.axes) != len(config.mesh.shape):
-        raise ValueError(f"mesh.axes={tuple(config.mesh.axes)} and mesh.shape="
-                         f"{tuple(config.mesh.shape)} differ in length.")
+        raise ConfigError(f"mesh.axes={tuple(config.mesh.axes)} and mesh.shape="
+                          f"{tuple(config.mesh.shape)} differ in length.")
     for field in ("every_steps", "keep"):
         if config.checkpoint[field] < 1:
-            raise ValueError(f"checkpoint.{field}={config.checkpoint[field]} must be >= 1.")
+            raise ConfigError(f"checkpoint.{field}={config.checkpoint[field]} must be >= 1.")
     if config.eval.every_steps < 0 or config.eval.max_queries < 1 or config.eval.batch_size < 1:
-        raise ValueError("eval.every_steps must be >= 0, eval.max_queries and eval.batch_size >= 1.")
+        raise ConfigError("eval.every_steps must be >= 0, eval.max_queries and eval.batch_size >= 1.")
     if config.train.num_steps < 1:
-        raise ValueError(f"train.num_steps={config.train.num_steps} must be >= 1.")
+        raise ConfigError(f"train.num_steps={config.train.num_steps} must be >= 1.")
     if not config.loss.temperature > 0:
-        raise ValueError(f"loss.temperature={config.loss.temperature} must be > 0.")
+        raise ConfigError(f"loss.temperature={config.loss.temperature} must be > 0.")
     if config.loss.teacher_dim < 0:
-        raise ValueError(f"loss.teacher_dim={config.loss.teacher_dim} must be >= 0.")
+        raise ConfigError(f"loss.teacher_dim={config.loss.teacher_dim} must be >= 0.")
+    if t.log_every_steps < 1:
+        raise ConfigError(f"train.log_every_steps={t.log_every_steps} must be >= 1.")
 
 
 def write_config(config: ml_collections.ConfigDict, workdir: str | Path) -> Path:
-    """Writes the resolved config as `config.json` in the run's directory."""
-    path = Path(workdir) / "config.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(config.to_json_best_effort(indent=2) + "\n")
-    return path
+    """Writes the resolved config as `config.json` in the run's directory.
+
+    Raises:
+      NotOurDirectoryError, before writing anything, when `workdir` is a file or a non-empty
+      directory without a config.json: it is not a run directory, so it is left as it is.
+    """
+    workdir = check_target(workdir, CONFIG_FILE, "a run directory (checkpoints, metrics, export)")
+    return atomic_write(workdir / CONFIG_FILE, config.to_json_best_effort(indent=2) + "\n")

@@ -6,46 +6,69 @@
     DIR/export/                 the final encoder parameters, loadable by `Embedder.load`
 
 A start finds the latest complete checkpoint and goes on from it with the same batches, so a
-killed run that is restarted computes exactly what an uninterrupted run computes.
+killed run that is restarted computes exactly what an uninterrupted run computes. DIR must be
+absent, empty or a run directory (it holds config.json); anything else is refused untouched.
+
+The mesh, optimiser, state and step come from `training.trainer.assemble_trainer`; this module
+adds what is around them: inputs, checkpoints, metrics, progress and periodic evaluation.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import flax.linen as nn
 import jax
 import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
-from jax.sharding import NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from embeddinggemma.checkpoint.loading import load_checkpoint
 from embeddinggemma.data.config import with_corpus_datasets
 from embeddinggemma.data.pipeline import make_train_iterator
-from embeddinggemma.model import EmbedderConfig, EmbeddingModel
-from embeddinggemma.model import init_params as init_params_of
 from embeddinggemma.prompts import DEFAULT_PROMPTS
+from embeddinggemma.schema import ROLES
 from embeddinggemma.tokenizer import Tokenizer
-from embeddinggemma.training.checkpoints import RunCheckpoints, abstract_like, export_params
-from embeddinggemma.training.config import model_config, runtime_config, validate_config, write_config
+from embeddinggemma.training.checkpoints import (
+    RunCheckpoints,
+    abstract_like,
+    check_export_target,
+    export_params,
+)
+from embeddinggemma.training.config import ConfigError, model_config, validate_config, write_config
 from embeddinggemma.training.heldout import HeldoutRetrieval
 from embeddinggemma.training.inputs import corpus_tokenizer, ensure_corpus, heldout_datasets
-from embeddinggemma.training.mesh import batch_sharding, make_mesh
 from embeddinggemma.training.metrics import MetricsWriter
-from embeddinggemma.training.optimizer import make_optimizer
-from embeddinggemma.training.state import ENCODER, create_train_state, train_params_layout
-from embeddinggemma.training.step import make_train_step
+from embeddinggemma.training.state import ENCODER
+from embeddinggemma.training.step import Objective, ParamTransform
+from embeddinggemma.training.trainer import Trainer, assemble_trainer
 
 logger = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; the message names the step and the terms."""
+
+
+class InputError(ValueError):
+    """A run's input (corpus, teacher embeddings, checkpoint, tokenizer) that cannot be used."""
+
+
+@contextlib.contextmanager
+def _input_errors() -> Iterator[None]:
+    """Reading inputs runs no JAX computation, so a ValueError there is about the inputs."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except ValueError as e:
+        raise InputError(str(e)) from e
 
 
 @dataclasses.dataclass
@@ -89,7 +112,7 @@ def _resolve_inputs(config: ml_collections.ConfigDict
         vocab_size = model_config(config).transformer.vocab_size
         tokenizer = _first_process_first("tokenizer", lambda: corpus_tokenizer(data_cfg.corpus, vocab_size))
     else:
-        raise ValueError("No tokenizer: set model.tokenizer, model.init_checkpoint or data.corpus.")
+        raise ConfigError("No tokenizer: set model.tokenizer, model.init_checkpoint or data.corpus.")
     return data_cfg, tokenizer, prompts, (init.params if init else None)
 
 
@@ -106,94 +129,95 @@ def _check_init_params(checkpoint_params: Mapping, model_params: Mapping, path: 
     if problems:
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
         shown = "\n  ".join(problems[:20]) + more
-        raise ValueError(f"model.init_checkpoint={path} does not fit the configured model "
+        raise ConfigError(f"model.init_checkpoint={path} does not fit the configured model "
                          f"(model.preset and friends):\n  {shown}")
 
 
-def _initialise_from(state: dict, shardings: Mapping, tx, checkpoint_params: Mapping) -> dict:
+def _initialise_from(state: dict, trainer: Trainer, checkpoint_params: Mapping) -> dict:
     """The state with the checkpoint's encoder parameters (shapes checked) and a fresh optimizer state."""
+    shardings = trainer.state_shardings
     encoder = jax.tree.map(lambda x, ref, s: jax.device_put(np.asarray(x).astype(ref.dtype), s),
                            checkpoint_params, state["params"][ENCODER], shardings["params"][ENCODER])
     params = {**state["params"], ENCODER: encoder}
-    opt_state = jax.jit(tx.init, out_shardings=shardings["opt_state"])(params)
+    opt_state = jax.jit(trainer.tx.init, out_shardings=shardings["opt_state"])(params)
     return {"step": state["step"], "params": params, "opt_state": opt_state}
-
-
-def _global_batch(local: Mapping[str, np.ndarray], mesh, rules) -> dict[str, jax.Array]:
-    """Each host's slice of the batch -> global arrays sharded over the batch axes."""
-    return {k: jax.make_array_from_process_local_data(batch_sharding(mesh, rules, v.ndim), v)
-            for k, v in local.items()}
 
 
 def _non_finite_terms(metrics: Mapping[str, float]) -> list[str]:
     return [k for k, v in metrics.items() if not np.isfinite(v) and k != "loss"]
 
 
-def train(config: ml_collections.ConfigDict, workdir: str | Path) -> RunSummary:
-    """Trains to `config.train.num_steps`, resuming from the latest checkpoint in `workdir`."""
+def train(config: ml_collections.ConfigDict, workdir: str | Path, *, objective: Objective | None = None,
+          param_transform: ParamTransform | None = None) -> RunSummary:
+    """Trains to `config.train.num_steps`, resuming from the latest checkpoint in `workdir`.
+
+    `objective` and `param_transform` go to `assemble_trainer` (default: the configured embedding
+    objective, untransformed parameters).
+
+    Raises:
+      ConfigError, InputError, MalformedRecordError, FileNotFoundError: the config or an input.
+      NotOurDirectoryError: `workdir` (or its export/) is not a run's; nothing in it was changed.
+      NonFiniteLossError: the loss became NaN or infinite.
+    """
     started = time.perf_counter()
     validate_config(config)
     workdir = Path(workdir).expanduser().absolute()
     is_writer = jax.process_index() == 0
     if is_writer:
         write_config(config, workdir)
-    data_cfg, tokenizer_path, prompts, init_params = _resolve_inputs(config)
-    tokenizer = Tokenizer(tokenizer_path)
-    model_cfg: EmbedderConfig = model_config(config)
-    runtime = runtime_config(config)
+        if config.checkpoint.export_params:
+            check_export_target(workdir)
+    with _input_errors():
+        data_cfg, tokenizer_path, prompts, init_params = _resolve_inputs(config)
+        tokenizer = Tokenizer(tokenizer_path)
+    trainer = assemble_trainer(config, objective=objective, param_transform=param_transform)
+    model_cfg = trainer.model_config
     if init_params is not None:  # before the tokenizer's check: this error names every parameter
-        abstract = jax.eval_shape(lambda: init_params_of(model_cfg, jax.random.PRNGKey(0), runtime))
+        abstract = nn.unbox(jax.eval_shape(trainer.init_boxed, jax.random.PRNGKey(0)))[ENCODER]
         _check_init_params(init_params, abstract, config.model.init_checkpoint)
     if tokenizer.vocab_size > model_cfg.transformer.vocab_size:
-        raise ValueError(f"The tokenizer {tokenizer_path} has {tokenizer.vocab_size} pieces, more than "
-                         f"model.preset={config.model.preset!r}'s vocabulary of "
-                         f"{model_cfg.transformer.vocab_size}.")
+        raise ConfigError(f"The tokenizer {tokenizer_path} has {tokenizer.vocab_size} pieces, more than "
+                          f"model.preset={config.model.preset!r}'s vocabulary of "
+                          f"{model_cfg.transformer.vocab_size}.")
     t = config.train
-    rules = config.mesh.rules
-    mesh = make_mesh(config.mesh.axes, config.mesh.shape)
-    tx, schedule = make_optimizer(config.optimizer, t.num_steps,
-                                  train_params_layout(model_cfg, runtime, config.loss.teacher_dim))
-    state, shardings = create_train_state(model_cfg, runtime, tx, mesh, rules,
-                                          jax.random.PRNGKey(config.seed), config.loss.teacher_dim)
-    data = make_train_iterator(data_cfg, tokenizer, batch_size=t.batch_size,
-                               max_query_length=t.max_query_length, max_document_length=t.max_document_length,
-                               hard_negatives=t.hard_negatives,
-                               seed=config.seed, process_index=jax.process_index(),
-                               process_count=jax.process_count())
+    state = trainer.init_state()
+    with _input_errors():
+        data = make_train_iterator(data_cfg, tokenizer, batch_size=t.batch_size,
+                                   max_query_length=t.max_query_length,
+                                   max_document_length=t.max_document_length, hard_negatives=t.hard_negatives,
+                                   seed=config.seed, process_index=jax.process_index(),
+                                   process_count=jax.process_count())
 
     checkpoints = RunCheckpoints(workdir, config.checkpoint)
     start_step = checkpoints.latest_step() or 0
     if start_step:
-        state, data_state = checkpoints.restore(start_step, abstract_like(state, shardings))
+        state, data_state = checkpoints.restore(start_step, abstract_like(state, trainer.state_shardings))
         data.set_state(data_state)
         logger.warning("Resumed %s from step %d.", workdir, start_step)
     elif init_params is not None:
-        state = _initialise_from(state, shardings, tx, init_params)
+        state = _initialise_from(state, trainer, init_params)
 
-    model = EmbeddingModel(model_cfg, runtime)
-    replicated = NamedSharding(mesh, PartitionSpec())
-    embed_jit = jax.jit(lambda p, tokens: model.apply({"params": p}, tokens), out_shardings=replicated)
     heldout = None
     if config.eval.every_steps and data_cfg.corpus:
-        heldout = HeldoutRetrieval(data_cfg, heldout_datasets(data_cfg), tokenizer,
-                                   max_query_length=t.max_query_length,
-                                   max_document_length=t.max_document_length,
-                                   max_queries=config.eval.max_queries, batch_size=config.eval.batch_size)
+        with _input_errors():
+            heldout = HeldoutRetrieval(data_cfg, heldout_datasets(data_cfg), tokenizer,
+                                       max_query_length=t.max_query_length,
+                                       max_document_length=t.max_document_length,
+                                       max_queries=config.eval.max_queries, batch_size=config.eval.batch_size)
     writer = MetricsWriter(workdir, start_step, enabled=is_writer)
     evaluations: dict[int, dict[str, float]] = {}
 
     def evaluate(step: int) -> None:
         if heldout is None:
             return
-        encoder = state["params"][ENCODER]
-        metrics = heldout.evaluate(lambda tokens: np.asarray(embed_jit(encoder, tokens)))
+        params = state["params"]
+        metrics = heldout.evaluate(lambda tokens: np.asarray(trainer.embed(params, tokens)))
         evaluations[step] = metrics
         writer.write_eval(step, metrics)
         logger.warning("step %d: held-out nDCG@10 %.4f", step, metrics["eval/ndcg_at_10"])
 
     if start_step == 0:
         evaluate(0)
-    train_step = make_train_step(model, tx, schedule, config, mesh, shardings, rules)
     progress = tqdm(total=t.num_steps, initial=start_step, desc="train", unit="step", disable=not is_writer,
                     dynamic_ncols=True)
     loss = None
@@ -202,9 +226,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> RunSummary:
             tick = time.perf_counter()
             local = next(data)
             dataset = data.last_dataset
-            tokens = sum(int((local[k] != tokenizer.pad_id).sum()) for k in ("query", "positive", "negative")
-                         if k in local) * jax.process_count()
-            state, metrics = train_step(state, _global_batch(local, mesh, rules))
+            tokens = sum(int((local[k] != tokenizer.pad_id).sum()) for k in ROLES if k in local
+                         ) * jax.process_count()
+            state, metrics = trainer.train_step(state, trainer.global_batch(local))
             metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
             seconds = time.perf_counter() - tick
             loss = metrics["loss"]
@@ -238,4 +262,4 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> RunSummary:
                       time.perf_counter() - started)
 
 
-__all__ = ["NonFiniteLossError", "RunSummary", "train"]
+__all__ = ["InputError", "NonFiniteLossError", "RunSummary", "train"]

@@ -10,6 +10,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from embeddinggemma.training.config import ConfigError
+
 Rules = Sequence[tuple[str, str | tuple[str, ...] | None]]
 
 
@@ -17,14 +19,14 @@ def resolve_mesh_shape(shape: Sequence[int], num_devices: int) -> tuple[int, ...
     """Replaces one -1 in `shape` so that the product is `num_devices`."""
     shape = tuple(int(s) for s in shape)
     if shape.count(-1) > 1 or any(s == 0 or s < -1 for s in shape):
-        raise ValueError(f"mesh.shape={shape}: sizes must be positive, with at most one -1.")
+        raise ConfigError(f"mesh.shape={shape}: sizes must be positive, with at most one -1.")
     known = math.prod(s for s in shape if s != -1)
     if -1 in shape:
         if num_devices % known:
-            raise ValueError(f"mesh.shape={shape} cannot fill {num_devices} devices.")
+            raise ConfigError(f"mesh.shape={shape} cannot fill {num_devices} devices.")
         shape = tuple(num_devices // known if s == -1 else s for s in shape)
     if math.prod(shape) != num_devices:
-        raise ValueError(f"mesh.shape={shape} holds {math.prod(shape)} devices, "
+        raise ConfigError(f"mesh.shape={shape} holds {math.prod(shape)} devices, "
                          f"but {num_devices} are available.")
     return shape
 
@@ -34,7 +36,7 @@ def make_mesh(axes: Sequence[str], shape: Sequence[int],
     """A Mesh over `devices` (default: all) with named axes; -1 in `shape` fills the rest."""
     devices = list(jax.devices() if devices is None else devices)
     if len(axes) != len(shape):
-        raise ValueError(f"mesh.axes={tuple(axes)} and mesh.shape={tuple(shape)} differ in length.")
+        raise ConfigError(f"mesh.axes={tuple(axes)} and mesh.shape={tuple(shape)} differ in length.")
     shape = resolve_mesh_shape(shape, len(devices))
     return Mesh(np.asarray(devices).reshape(shape), tuple(axes))
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
+
+from embeddinggemma.atomic import atomic_write
 
 METRICS_FILE = "metrics.jsonl"
 EVAL_FILE = "eval.jsonl"
@@ -40,9 +41,7 @@ def read_jsonl(path: str | Path) -> list[dict]:
 def truncate_jsonl(path: Path, last_step: int) -> None:
     """Keeps the objects with step <= last_step (atomically)."""
     rows = [r for r in read_jsonl(path) if r["step"] <= last_step]
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, path)
+    atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _plain(value):

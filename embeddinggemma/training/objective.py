@@ -1,4 +1,4 @@
-"""The training objective: weighted contrastive, spread-out and distillation terms.
+"""The embedding objective: weighted contrastive, spread-out and distillation terms.
 
 The contrastive and spread-out terms are summed over the Matryoshka dims; every term and every
 dimension is reported as a metric ("contrastive/512/loss", "spread_out/loss", ...).
@@ -6,7 +6,8 @@ dimension is reported as a metric ("contrastive/512/loss", "spread_out/loss", ..
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -18,9 +19,29 @@ from embeddinggemma.losses import (
     matryoshka_loss,
     spread_out_loss,
 )
+from embeddinggemma.schema import ROLES
+from embeddinggemma.training.config import ConfigError
 from embeddinggemma.training.state import DISTILLATION_PROJECTION
 
-ENCODED_FIELDS = ("query", "positive", "negative")
+Metrics = dict[str, jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingObjective:
+    """A loss over the embeddings of a batch's roles (ROLES), the kind gradient caching can split.
+
+    `loss(head_params, embeddings, batch) -> (loss [], metrics)`: `embeddings` maps each role in
+    the batch to its [B, P] embeddings; `head_params` are the trained parameters outside the encoder.
+    The trainer embeds the roles with its encoder; see training/step.py.
+    """
+
+    loss: Callable[[Mapping, Mapping[str, jax.Array], Mapping[str, jax.Array]], tuple[jax.Array, Metrics]]
+
+
+def embedding_objective(loss_cfg: ml_collections.ConfigDict) -> EmbeddingObjective:
+    """The objective `config.loss` describes (see `objective`)."""
+    return EmbeddingObjective(lambda head_params, embeddings, batch:
+                              objective(loss_cfg, embeddings, batch, head_params))
 
 
 def _prefixed(name: str, metrics: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
@@ -59,12 +80,13 @@ def objective(loss_cfg: ml_collections.ConfigDict, embeddings: Mapping[str, jax.
         total += loss_cfg.spread_out_weight * loss
         metrics.update(_prefixed("spread_out", terms))
     if loss_cfg.distillation_weight:
-        teacher = {k: batch[f"teacher_{k}"] for k in ENCODED_FIELDS
-                   if f"teacher_{k}" in batch and k in embeddings}
+        teacher = {k: batch[f"teacher_{k}"] for k in ROLES if f"teacher_{k}" in batch and k in embeddings}
         if not teacher:
-            raise ValueError("loss.distillation_weight > 0 but the batch has no teacher_query, "
-                             "teacher_positive or teacher_negative embeddings.")
+            raise ConfigError("loss.distillation_weight > 0 but the batch has no teacher_query, "
+                              "teacher_positive or teacher_negative embeddings (set data.teacher).")
         projection = head_params.get(DISTILLATION_PROJECTION)
+        _check_teacher_width(loss_cfg, teacher, embeddings["query"].shape[-1] if projection is None
+                             else projection.shape[-1])
         student = {k: embeddings[k] if projection is None
                    else embeddings[k] @ projection.astype(jnp.float32) for k in teacher}
         loss, terms = embedding_distillation_loss(student, teacher, loss_cfg.distillation_distance,
@@ -72,3 +94,16 @@ def objective(loss_cfg: ml_collections.ConfigDict, embeddings: Mapping[str, jax.
         total += loss_cfg.distillation_weight * loss
         metrics.update(_prefixed("distillation", terms))
     return total, metrics
+
+
+def _check_teacher_width(loss_cfg: ml_collections.ConfigDict, teacher: Mapping[str, jax.Array],
+                         width: int) -> None:
+    """Raises ConfigError naming both widths when the teacher's embeddings are not `width` wide
+    (at trace time: the shapes are static)."""
+    for role, vectors in teacher.items():
+        if vectors.shape[-1] != width:
+            meaning = "the student's width" if not loss_cfg.teacher_dim else "a learned map to that width"
+            raise ConfigError(
+                f"loss.teacher_dim={loss_cfg.teacher_dim} ({meaning}, {width}) but the teacher "
+                f"embeddings (teacher_{role}) are {vectors.shape[-1]} wide: set "
+                f"loss.teacher_dim={vectors.shape[-1]}.")

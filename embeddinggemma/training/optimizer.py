@@ -8,6 +8,8 @@ import jax
 import ml_collections
 import optax
 
+from embeddinggemma.training.config import ConfigError
+
 DECAYS = ("cosine", "linear", "constant")
 OPTIMIZERS = ("adamw", "adafactor")
 
@@ -15,7 +17,7 @@ OPTIMIZERS = ("adamw", "adafactor")
 def make_schedule(opt: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
     """Linear warmup from 0 to the peak, then cosine, linear or constant to the end."""
     if opt.decay not in DECAYS:
-        raise ValueError(f"optimizer.decay={opt.decay!r}; choose one of {DECAYS}.")
+        raise ConfigError(f"optimizer.decay={opt.decay!r}; choose one of {DECAYS}.")
     peak, warmup = opt.learning_rate, opt.warmup_steps
     decay_steps = max(num_steps - warmup, 1)
     end = peak * opt.end_learning_rate_fraction
@@ -36,22 +38,27 @@ def decay_mask(layout: Any) -> Any:
     return jax.tree.map(lambda param: not param.is_vector, layout)
 
 
+def check_optimizer(opt: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
+    """The schedule, once the optimizer's and the decay's names are known ones (ConfigError if not)."""
+    if opt.name not in OPTIMIZERS:
+        raise ConfigError(f"optimizer.name={opt.name!r}; choose one of {OPTIMIZERS}.")
+    return make_schedule(opt, num_steps)
+
+
 def make_optimizer(opt: ml_collections.ConfigDict, num_steps: int, layout: Any
                    ) -> tuple[optax.GradientTransformation, optax.Schedule]:
     """(transformation, schedule): global-norm clipping, then AdamW or Adafactor.
 
     `layout` is the tree of `ParamLayout` of the parameters it will update (for the decay mask).
     """
-    schedule = make_schedule(opt, num_steps)
+    schedule = check_optimizer(opt, num_steps)
     mask = decay_mask(layout)
     if opt.name == "adamw":
         update = optax.adamw(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps,
                              weight_decay=opt.weight_decay, mask=mask)
-    elif opt.name == "adafactor":
+    else:
         update = optax.adafactor(schedule, weight_decay_rate=opt.weight_decay or None,
                                  weight_decay_mask=mask)
-    else:
-        raise ValueError(f"optimizer.name={opt.name!r}; choose one of {OPTIMIZERS}.")
     if opt.clip_norm > 0:
         update = optax.chain(optax.clip_by_global_norm(opt.clip_norm), update)
     return update, schedule

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import flax.linen as nn
 import jax
@@ -10,37 +10,28 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from embeddinggemma.model import EmbedderConfig, EmbeddingModel, RuntimeConfig
-from embeddinggemma.model.layout import param_layouts
+from embeddinggemma.model import EmbeddingModel
 from embeddinggemma.training.mesh import Rules, logical_sharding
 
 ENCODER = "embedder"
 DISTILLATION_PROJECTION = "distillation_projection"
 
 
-def init_boxed_params(config: EmbedderConfig, runtime: RuntimeConfig, teacher_dim: int,
-                      rng: jax.Array) -> dict:
-    """Fresh parameters, still boxed with their logical axis names.
+def init_boxed_params(model: EmbeddingModel, teacher_dim: int, rng: jax.Array) -> dict:
+    """Fresh parameters of `model` and the head, still boxed with their logical axis names.
 
     `{"embedder": ...}`, plus `"distillation_projection"` [P, teacher_dim], a learned linear map
     from the student's width to the teacher's, when the two differ (teacher_dim 0 = same).
     """
     model_rng, projection_rng = jax.random.split(rng)
     tokens = jnp.ones((1, 8), jnp.int32)
-    params = {ENCODER: EmbeddingModel(config, runtime).init(model_rng, tokens)["params"]}
-    width = config.output_dim
+    params = {ENCODER: model.init(model_rng, tokens)["params"]}
+    width = model.config.output_dim
     if teacher_dim and teacher_dim != width:
         weight = jax.random.normal(projection_rng, (width, teacher_dim), jnp.float32) * width ** -0.5
         params[DISTILLATION_PROJECTION] = nn.LogicallyPartitioned(
-            weight.astype(runtime.weight_dtype), ("embed", None))
+            weight.astype(model.runtime.weight_dtype), ("embed", None))
     return params
-
-
-def train_params_layout(config: EmbedderConfig, runtime: RuntimeConfig, teacher_dim: int) -> dict:
-    """The `model.layout.ParamLayout` of every parameter of the train state (for the optimiser)."""
-    boxed = jax.eval_shape(lambda r: init_boxed_params(config, runtime, teacher_dim, r),
-                           jax.random.PRNGKey(0))
-    return param_layouts(boxed)
 
 
 def train_state_shardings(abstract_boxed_params: Mapping, tx: optax.GradientTransformation,
@@ -62,19 +53,19 @@ def train_state_shardings(abstract_boxed_params: Mapping, tx: optax.GradientTran
     return {"step": replicated, "params": params, "opt_state": opt_state}
 
 
-def create_train_state(config: EmbedderConfig, runtime: RuntimeConfig, tx: optax.GradientTransformation,
-                       mesh: Mesh, rules: Rules, rng: jax.Array, teacher_dim: int = 0
-                       ) -> tuple[dict, dict]:
+def create_train_state(init_boxed: Callable[[jax.Array], Mapping], tx: optax.GradientTransformation,
+                       mesh: Mesh, rules: Rules, rng: jax.Array) -> tuple[dict, dict]:
     """(state, shardings), initialised directly on the devices with its shardings.
 
-    The random values do not depend on the mesh (JAX's partitionable threefry), so the same
-    seed gives the same parameters on any mesh shape.
+    `init_boxed(rng)` gives the trained parameters boxed with their logical axis names (e.g.
+    `init_boxed_params`). The random values do not depend on the mesh (JAX's partitionable
+    threefry), so the same seed gives the same parameters on any mesh shape.
     """
-    boxed = jax.eval_shape(lambda r: init_boxed_params(config, runtime, teacher_dim, r), rng)
+    boxed = jax.eval_shape(init_boxed, rng)
     shardings = train_state_shardings(boxed, tx, mesh, rules)
 
     def init(r):
-        params = nn.unbox(init_boxed_params(config, runtime, teacher_dim, r))
+        params = nn.unbox(init_boxed(r))
         return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
 
     return jax.jit(init, out_shardings=shardings)(rng), shardings

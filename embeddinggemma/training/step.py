@@ -1,24 +1,33 @@
-"""One jitted, sharded training step: `train_step(state, batch) -> (state, metrics)`.
+"""The gradient of an objective and one jitted, sharded step: `train_step(state, batch) -> (state, metrics)`.
 
-A batch is a dict of global arrays whose leading axis is the example:
+An embedding batch is a dict of global arrays whose leading axis is the example:
   query, positive, negative?   [B, T] int32 token ids (right-padded)
   query_id, positive_id        [B] int32 identities; equal ids mark duplicates (false negatives)
   example_mask?                [B] bool, False on padding examples
   teacher_query, teacher_positive, teacher_negative?   [B, Dt] float32 teacher embeddings
+Another objective (e.g. UL2 denoising: token ids and targets) brings its own batch; the step only
+needs every leaf's leading axis to be the example.
 
 Three ways to take the gradient of the same objective (`train.*` in the config):
   plain:          one forward and backward pass over the whole batch.
   grad caching:   embed the batch in chunks without gradients, take the loss gradient with
                   respect to the embeddings, then back-propagate chunk by chunk, recomputing
                   each chunk's forward pass. Same gradients, memory of one chunk: this is how a
-                  large contrastive batch (a large pool of negatives) fits.
+                  large contrastive batch (a large pool of negatives) fits. Only an
+                  EmbeddingObjective can be split so: its loss sees the encoder only through the
+                  embeddings.
   accumulation:   the loss of each micro-batch on its own, gradients averaged. Each example's
                   negatives are only its micro-batch: this does NOT enlarge the pool of negatives.
+
+A parameter transform (e.g. quantisation-aware training's fake quantisation, straight-through) is
+applied to the parameters inside the loss, so the gradient flows through it to the stored
+parameters. It acts on the encoder's and the head's parameters separately (it must not mix them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -26,12 +35,20 @@ import ml_collections
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from embeddinggemma.model import EmbeddingModel
+from embeddinggemma.schema import ROLES
+from embeddinggemma.training.config import ConfigError
 from embeddinggemma.training.mesh import Rules, batch_sharding
-from embeddinggemma.training.objective import ENCODED_FIELDS, objective
+from embeddinggemma.training.objective import EmbeddingObjective, Metrics
 from embeddinggemma.training.state import ENCODER
 
 Batch = Mapping[str, jax.Array]
+Params = Mapping[str, Any]
+# (params, batch) -> (loss [], metrics): an objective over all trained parameters.
+ParamsObjective = Callable[[Params, Batch], tuple[jax.Array, Metrics]]
+Objective = EmbeddingObjective | ParamsObjective
+EmbedFn = Callable[[Params, jax.Array], jax.Array]  # (encoder params, [B, T] tokens) -> [B, P]
+ParamTransform = Callable[[Params], Params]
+LossAndGrads = Callable[[Params, Batch], tuple[tuple[jax.Array, Metrics], Params]]
 
 
 def split_examples(x: jax.Array, parts: int) -> jax.Array:
@@ -50,22 +67,29 @@ def merge_examples(x: jax.Array) -> jax.Array:
     return x.swapaxes(0, 1).reshape(-1, *x.shape[2:])
 
 
-def make_loss_and_grads(model: EmbeddingModel, loss_cfg: ml_collections.ConfigDict,
-                        train_cfg: ml_collections.ConfigDict) -> Callable:
-    """`fn(params, batch) -> ((loss, metrics), grads)` by the configured method.
+def make_loss_and_grads(objective: Objective, embed: EmbedFn, train_cfg: ml_collections.ConfigDict,
+                        param_transform: ParamTransform | None = None) -> LossAndGrads:
+    """`fn(params, batch) -> ((loss, metrics), grads)` by the method `train_cfg` names.
 
-    The config is checked by `training.config.validate_config` (divisibility, exclusivity).
+    Args:
+      objective: an EmbeddingObjective (the encoder `embed`s every role in the batch first) or
+        any `(params, batch) -> (loss, metrics)`.
+      embed: the encoder, used by an EmbeddingObjective.
+      train_cfg: `config.train`, checked by `training.config.validate_config` (divisibility,
+        exclusivity).
+      param_transform: applied to the parameters inside the loss; None = identity.
     """
+    transform = param_transform or (lambda params: params)
 
-    def embed(encoder_params, tokens):
-        return model.apply({"params": encoder_params}, tokens)
-
-    def head_loss(head_params, embeddings, batch):
-        return objective(loss_cfg, embeddings, batch, head_params)
+    def transformed_encoder(params, encoder_params):
+        return transform({**params, ENCODER: encoder_params})[ENCODER]
 
     def full_loss(params, batch):
-        embeddings = {k: embed(params[ENCODER], batch[k]) for k in ENCODED_FIELDS if k in batch}
-        return head_loss(_head(params), embeddings, batch)
+        params = transform(params)
+        if not isinstance(objective, EmbeddingObjective):
+            return objective(params, batch)
+        embeddings = {k: embed(params[ENCODER], batch[k]) for k in ROLES if k in batch}
+        return objective.loss(_head(params), embeddings, batch)
 
     def plain(params, batch):
         return jax.value_and_grad(full_loss, has_aux=True)(params, batch)
@@ -87,18 +111,23 @@ def make_loss_and_grads(model: EmbeddingModel, loss_cfg: ml_collections.ConfigDi
         chunk = train_cfg.grad_cache_chunk_size
         parts = batch["query"].shape[0] // chunk
         encoder = params[ENCODER]
-        tokens = {k: split_examples(batch[k], parts) for k in ENCODED_FIELDS if k in batch}
+        forward_encoder = transformed_encoder(params, encoder)
+        tokens = {k: split_examples(batch[k], parts) for k in ROLES if k in batch}
         # 1. Embeddings of every chunk, no gradients kept.
-        embeddings = {k: merge_examples(jax.lax.map(lambda t: embed(encoder, t), v))
+        embeddings = {k: merge_examples(jax.lax.map(lambda t: embed(forward_encoder, t), v))
                       for k, v in tokens.items()}
+
         # 2. The loss and its gradient with respect to the embeddings (and the head parameters).
+        def head_loss(head_params, embeddings):
+            return objective.loss(_head(transform({**head_params, ENCODER: encoder})), embeddings, batch)
+
         (loss, metrics), (head_grads, embedding_grads) = jax.value_and_grad(
-            head_loss, argnums=(0, 1), has_aux=True)(_head(params), embeddings, batch)
+            head_loss, argnums=(0, 1), has_aux=True)(_head(params), embeddings)
 
         # 3. Back-propagate chunk by chunk, recomputing each chunk's forward pass.
         def backward(grads, chunk_inputs):
             chunk_tokens, cotangent = chunk_inputs
-            _, vjp = jax.vjp(lambda p: embed(p, chunk_tokens), encoder)
+            _, vjp = jax.vjp(lambda p: embed(transformed_encoder(params, p), chunk_tokens), encoder)
             return jax.tree.map(jnp.add, grads, vjp(cotangent)[0]), None
 
         encoder_grads = jax.tree.map(jnp.zeros_like, encoder)
@@ -108,6 +137,9 @@ def make_loss_and_grads(model: EmbeddingModel, loss_cfg: ml_collections.ConfigDi
         return (loss, metrics), {ENCODER: encoder_grads, **head_grads}
 
     if train_cfg.grad_cache_chunk_size:
+        if not isinstance(objective, EmbeddingObjective):
+            raise ConfigError("train.grad_cache_chunk_size > 0 needs an objective over embeddings "
+                              "(EmbeddingObjective); this objective takes the parameters: set it to 0.")
         return grad_cached
     if train_cfg.grad_accumulation_steps > 1:
         return accumulated
@@ -119,11 +151,14 @@ def _head(params: Mapping) -> dict:
     return {k: v for k, v in params.items() if k != ENCODER}
 
 
-def make_train_step(model: EmbeddingModel, tx: optax.GradientTransformation,
-                    schedule: optax.Schedule, config: ml_collections.ConfigDict, mesh: Mesh,
-                    state_shardings: Mapping, rules: Rules | None = None) -> Callable:
-    """The jitted step with explicit in/out shardings; the incoming state is donated."""
-    loss_and_grads = make_loss_and_grads(model, config.loss, config.train)
+def make_train_step(loss_and_grads: LossAndGrads, tx: optax.GradientTransformation,
+                    schedule: optax.Schedule, mesh: Mesh, state_shardings: Mapping,
+                    rules: Rules) -> Callable:
+    """The jitted step with explicit in/out shardings; the incoming state is donated.
+
+    `step(state, batch) -> (state, metrics)`: metrics are the objective's plus "loss",
+    "learning_rate" (of this step) and "grad_norm", replicated scalars.
+    """
 
     def train_step(state, batch):
         (loss, metrics), grads = loss_and_grads(state["params"], batch)
@@ -134,7 +169,7 @@ def make_train_step(model: EmbeddingModel, tx: optax.GradientTransformation,
         return {"step": state["step"] + 1, "params": params, "opt_state": opt_state}, metrics
 
     # A leading-axis sharding is a prefix for every batch leaf, whatever its rank.
-    batch_in = batch_sharding(mesh, rules or config.mesh.rules, 1)
+    batch_in = batch_sharding(mesh, rules, 1)
     replicated = NamedSharding(mesh, PartitionSpec())
     return jax.jit(train_step, in_shardings=(state_shardings, batch_in),
                    out_shardings=(state_shardings, replicated), donate_argnums=0)

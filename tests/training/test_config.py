@@ -6,12 +6,21 @@ from pathlib import Path
 import ml_collections
 import pytest
 
-from embeddinggemma.training.config import base_config, validate_config, write_config
+from embeddinggemma.atomic import NotOurDirectoryError
+from embeddinggemma.training.config import (
+    ConfigError,
+    base_config,
+    sized_config,
+    validate_config,
+    write_config,
+)
+from embeddinggemma.training.config_files import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load(name, arg):
+    """The config file run by hand: the reference that load_config is compared with."""
     namespace = {}
     exec(compile((ROOT / "configs" / name).read_text(), name, "exec"), namespace)
     return namespace["get_config"](arg)
@@ -76,3 +85,69 @@ def test_write_config_round_trips(tmp_path):
     again = ml_collections.ConfigDict(json.loads(path.read_text()))
     assert again.optimizer.learning_rate == config.optimizer.learning_rate
     assert tuple(again.mesh.axes) == tuple(config.mesh.axes)
+
+
+@pytest.mark.parametrize("spec", ["finetune:tiny", "finetune.py:tiny", "configs/finetune.py:tiny",
+                                  str(ROOT / "configs" / "finetune.py") + ":tiny"])
+def test_load_config_finds_a_config_from_any_working_directory(spec, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_config(spec).to_dict() == _load("finetune.py", "tiny").to_dict()
+
+
+def test_load_config_applies_overrides_given_as_strings_or_a_mapping():
+    want = _load("prefinetune.py", "300m")
+    want.optimizer.learning_rate = 3e-4
+    want.loss.matryoshka_dims = (64, 16)
+    want.train.hard_negatives = True
+    strings = ["optimizer.learning_rate=3e-4", "loss.matryoshka_dims=(64,16)", "train.hard_negatives=true"]
+    mapping = {"optimizer.learning_rate": 3e-4, "loss.matryoshka_dims": (64, 16),
+               "train.hard_negatives": True}
+    from_strings = load_config("prefinetune:300m", strings)
+    from_mapping = load_config("prefinetune:300m", mapping)
+    assert from_strings.to_dict() == from_mapping.to_dict() == want.to_dict()
+    assert from_mapping.is_locked
+
+
+@pytest.mark.parametrize("overrides", [["optimizer.learning_rat=1"], {"optimizer.learning_rat": 1.0}])
+def test_load_config_names_an_unknown_field_as_the_command_line_does(overrides):
+    with pytest.raises(ConfigError) as error:
+        load_config("finetune:tiny", overrides)
+    assert str(error.value) == "unknown config field 'learning_rat' (did you mean 'learning_rate'?)"
+
+
+def test_load_config_names_a_missing_file_and_the_configs_available(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"config file 'finetun' not found .*finetune, prefinetune"):
+        load_config("finetun:tiny")
+
+
+def test_log_every_steps_below_one_is_named():
+    config = sized_config("tiny")
+    validate_config(config)
+    config.train.log_every_steps = 0
+    with pytest.raises(ConfigError, match=r"train.log_every_steps=0 must be >= 1"):
+        validate_config(config)
+
+
+def _tree(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
+def test_write_config_refuses_a_directory_that_is_not_a_run_and_changes_nothing(tmp_path):
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "holiday.jpg").write_bytes(b"\xff\xd8 a photo")
+    before = _tree(foreign)
+    with pytest.raises(NotOurDirectoryError, match=r"photos is not empty and holds no config.json"):
+        write_config(base_config(), foreign)
+    assert _tree(foreign) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]  # no partial left beside it
+
+
+def test_write_config_rewrites_the_config_of_a_run_directory(tmp_path):
+    config = base_config()
+    write_config(config, tmp_path / "run")
+    (tmp_path / "run" / "metrics.jsonl").write_text("{}\n")
+    config.seed = 7
+    write_config(config, tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["seed"] == 7

@@ -3,12 +3,14 @@
 import sys
 
 import numpy as np
+import pytest
 
 from embeddinggemma import Embedder
 from embeddinggemma.training.metrics import read_jsonl
 from tests.training.conftest import run
 
 
+@pytest.mark.slow  # a 60-step training run in a subprocess
 def test_the_demo_improves_heldout_ndcg_and_exports_a_loadable_model(tmp_path, small_corpus):
     result = run([sys.executable, "-m", "embeddinggemma.demo", "--workdir", str(tmp_path / "demo"),
                   "--steps", "60", "--corpus", str(small_corpus)])

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from embeddinggemma.model import EmbeddingModel
-from embeddinggemma.training.config import base_config, model_config, runtime_config
-from embeddinggemma.training.mesh import batch_sharding, make_mesh
-from embeddinggemma.training.optimizer import make_optimizer
-from embeddinggemma.training.state import create_train_state, train_params_layout
-from embeddinggemma.training.step import make_loss_and_grads, make_train_step, split_examples
+from embeddinggemma.training.config import base_config, model_config
+from embeddinggemma.training.mesh import batch_sharding
+from embeddinggemma.training.objective import objective
+from embeddinggemma.training.state import ENCODER
+from embeddinggemma.training.trainer import assemble_trainer
 
 B = 16
 TEACHER_DIM = 24
@@ -54,20 +54,17 @@ def _batch(seed=0):
 
 
 def _setup(config, mesh_shape):
+    """(trainer, initial state) on a mesh of `mesh_shape` (one device for (1, 1, 1))."""
+    config.mesh.shape = mesh_shape
     devices = jax.devices() if mesh_shape != (1, 1, 1) else jax.devices()[:1]
-    mesh = make_mesh(config.mesh.axes, mesh_shape, devices)
-    model_cfg, runtime = model_config(config), runtime_config(config)
-    tx, schedule = make_optimizer(config.optimizer, config.train.num_steps,
-                                  train_params_layout(model_cfg, runtime, TEACHER_DIM))
-    state, shardings = create_train_state(model_cfg, runtime, tx, mesh, config.mesh.rules,
-                                          jax.random.PRNGKey(0), teacher_dim=TEACHER_DIM)
-    return mesh, tx, schedule, EmbeddingModel(model_cfg, runtime), state, shardings
+    trainer = assemble_trainer(config, devices=devices)
+    return trainer, trainer.init_state(seed=0)
 
 
 def _loss_and_grads(config, mesh_shape, batch):
-    mesh, _, _, model, state, shardings = _setup(config, mesh_shape)
-    fn = jax.jit(make_loss_and_grads(model, config.loss, config.train),
-                 in_shardings=(shardings["params"], batch_sharding(mesh, config.mesh.rules, 1)))
+    trainer, state = _setup(config, mesh_shape)
+    fn = jax.jit(trainer.loss_and_grads, in_shardings=(trainer.state_shardings["params"],
+                                                       batch_sharding(trainer.mesh, trainer.rules, 1)))
     return jax.device_get(fn(state["params"], batch))
 
 
@@ -114,16 +111,34 @@ def test_gradient_caching_equals_plain_gradients(single_device):
     _assert_close(sharded, single_device)
 
 
+def _reference_loss_and_grads(config, params, batch):
+    """jax.value_and_grad of the objective over the whole batch, written without training/step.py."""
+    model = EmbeddingModel(model_config(config))
+
+    def loss(params):
+        embeddings = {k: model.apply({"params": params[ENCODER]}, batch[k])
+                      for k in ("query", "positive", "negative")}
+        head = {k: v for k, v in params.items() if k != ENCODER}
+        return objective(config.loss, embeddings, batch, head)
+
+    return jax.value_and_grad(loss, has_aux=True)(params)
+
+
 def test_accumulation_averages_independent_micro_batches():
     batch = _batch()
     accumulated = _loss_and_grads(_config(grad_accumulation_steps=2), (1, 1, 1), batch)
     config = _config()
-    config.train.batch_size = B // 2
-    parts = jax.tree.map(lambda x: split_examples(x, 2), batch)
-    halves = [_loss_and_grads(config, (1, 1, 1), jax.tree.map(lambda x, m=m: x[m], parts))
+    _, state = _setup(config, (1, 1, 1))
+    params = jax.device_get(state["params"])
+    # Micro-batch m holds examples m, m + 2, m + 4, ... (strided, see split_examples).
+    halves = [jax.device_get(_reference_loss_and_grads(config, params,
+                                                       {k: v[m::2] for k, v in batch.items()}))
               for m in range(2)]
     want = jax.tree.map(lambda a, b: (a + b) / 2, halves[0], halves[1])
     _assert_close(accumulated, want)
+    # Not the loss of the whole batch: each example's negatives are its micro-batch only.
+    whole, _ = _reference_loss_and_grads(config, params, batch)
+    assert abs(float(accumulated[0][0]) - float(whole[0])) > 1e-3
 
 
 def test_train_step_updates_identically_on_every_mesh():
@@ -133,11 +148,10 @@ def test_train_step_updates_identically_on_every_mesh():
         # Adam divides by the gradient's size: with a tiny eps an entry whose gradient is float32
         # noise could move by the whole learning rate. A larger eps keeps noise as noise.
         config.optimizer.eps = 1e-3
-        mesh, tx, schedule, model, state, shardings = _setup(config, mesh_shape)
-        step = make_train_step(model, tx, schedule, config, mesh, shardings)
-        batch = jax.device_put(_batch(), batch_sharding(mesh, config.mesh.rules, 1))
+        trainer, state = _setup(config, mesh_shape)
+        batch = trainer.global_batch(_batch())
         for _ in range(2):
-            state, metrics = step(state, batch)
+            state, metrics = trainer.train_step(state, batch)
         results.append(jax.device_get((state, metrics)))
     (state_a, metrics_a), (state_b, metrics_b) = results
     assert state_a["step"] == 2 and metrics_a["grad_norm"] > 0
@@ -155,8 +169,7 @@ def test_rematerialised_blocks_give_the_same_gradients(single_device):
 def test_bfloat16_compute_keeps_float32_master_parameters():
     config = _config()
     config.model.dtype = "bfloat16"
-    mesh, tx, schedule, model, state, shardings = _setup(config, (1, 1, 1))
-    step = make_train_step(model, tx, schedule, config, mesh, shardings)
-    state, metrics = step(state, jax.device_put(_batch(), batch_sharding(mesh, config.mesh.rules, 1)))
+    trainer, state = _setup(config, (1, 1, 1))
+    state, metrics = trainer.train_step(state, trainer.global_batch(_batch()))
     assert np.isfinite(metrics["loss"]) and metrics["grad_norm"] > 0
     assert {x.dtype for x in jax.tree.leaves(state["params"])} == {np.dtype("float32")}

@@ -20,6 +20,8 @@ from embeddinggemma.model import tiny
 from embeddinggemma.training.metrics import read_jsonl
 from tests.training.conftest import REPO, process_env, run
 
+pytestmark = pytest.mark.slow  # each runs the train command in subprocesses: a minute or more
+
 
 def losses(workdir: Path) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in read_jsonl(workdir / "metrics.jsonl")}
@@ -92,30 +94,29 @@ def test_an_incomplete_checkpoint_left_by_a_kill_while_saving_is_ignored(tmp_pat
 
 
 def test_a_nan_loss_stops_the_run_naming_step_and_term_and_keeps_the_last_good_checkpoint(
-        tmp_path, train_command, monkeypatch):
+        tmp_path, train_command):
     workdir = tmp_path / "run"
     first = run(train_command(workdir, steps=4))
     assert first.returncode == 0, first.stderr[-3000:]
 
     # The same run continued to step 8 with a spread-out term that turns NaN: in process, so the
-    # objective can be patched; the config is parsed from the same command line. It resumes
+    # objective can be injected; the config is parsed from the same command line. It resumes
     # on 8 devices what was saved on 1: Orbax reshards.
-    import embeddinggemma.training.step as step_module
     from embeddinggemma.train import parse_command_line
     from embeddinggemma.training.loop import NonFiniteLossError, train
+    from embeddinggemma.training.objective import EmbeddingObjective, embedding_objective
 
-    real_objective = step_module.objective
+    config, _ = parse_command_line(train_command(workdir, steps=8)[3:])
+    real_objective = embedding_objective(config.loss)
 
-    def poisoned(loss_cfg, embeddings, batch, head_params):
-        loss, metrics = real_objective(loss_cfg, embeddings, batch, head_params)
+    def poisoned(head_params, embeddings, batch):
+        loss, metrics = real_objective.loss(head_params, embeddings, batch)
         nan = jax.numpy.float32(np.nan)
         return loss + nan, {**metrics, "spread_out/loss": metrics["spread_out/loss"] + nan}
 
-    monkeypatch.setattr(step_module, "objective", poisoned)
-    config, _ = parse_command_line(train_command(workdir, steps=8)[3:])
     expected = r"step 5: the loss is nan .*non-finite terms: spread_out/loss\..*last good checkpoint is .*/4"
     with pytest.raises(NonFiniteLossError, match=expected):
-        train(config, workdir)
+        train(config, workdir, objective=EmbeddingObjective(poisoned))
     assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()) == [2, 4]
     assert max(losses(workdir)) == 4
 
