@@ -39,8 +39,9 @@ def test_the_tokenizer_is_cached_only_in_a_corpus(notes_dir):
 
 def test_training_on_a_directory_that_is_not_a_corpus_fails_before_training(tmp_path, notes_dir):
     workdir = tmp_path / "run"
-    result = run([sys.executable, "-m", "embeddinggemma.train", "--config", str(REPO / "configs/finetune.py:tiny"),
-                  "--workdir", str(workdir), f"--config.data.corpus={notes_dir}", "--config.train.num_steps=2"])
+    result = run([sys.executable, "-m", "embeddinggemma.train", "--config",
+                  str(REPO / "configs/finetune.py:tiny"), "--workdir", str(workdir),
+                  f"--config.data.corpus={notes_dir}", "--config.train.num_steps=2"])
     assert result.returncode != 0 and f"{notes_dir} is not empty and holds no manifest.json" in result.stderr
     assert untouched(notes_dir)
     assert not (workdir / "checkpoints").exists() and not (workdir / "metrics.jsonl").exists()
