@@ -25,7 +25,7 @@ from pathlib import Path
 from embeddinggemma.atomic import NotOurDirectoryError, check_target
 from embeddinggemma.data.corpus.build import DEFAULT_LOCALE_DIR, DEFAULT_OUT, build_corpus
 from embeddinggemma.data.corpus.code_pairs import DEFAULT_PACKAGES
-from embeddinggemma.data.corpus.manifest import MANIFEST, WHAT, read_manifest
+from embeddinggemma.data.corpus.manifest import FORMAT_VERSION, MANIFEST, WHAT, read_manifest
 from embeddinggemma.data.corpus.wheels import SourceError, fetch_wheels
 
 
@@ -60,9 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         check_target(out, MANIFEST, WHAT)
         if (out / MANIFEST).is_file() and not args.force:
             manifest = read_manifest(out)
-            wanted = {"seed": args.seed, "max_pairs": args.max_pairs, "heldout_percent": args.heldout_percent}
+            wanted = {"format_version": FORMAT_VERSION, "seed": args.seed, "max_pairs": args.max_pairs,
+                      "heldout_percent": args.heldout_percent}
             if any(manifest.get(k) != v for k, v in wanted.items()):
-                print(f"error: {out} was built with other settings; pass --force to rebuild it.",
+                print(f"error: {out} was built with other settings or format; pass --force to rebuild it.",
                       file=sys.stderr)
                 return 2
             print(f"kept the existing corpus {out}", file=sys.stderr)

@@ -3,6 +3,7 @@ running environment), splits and mines as documented, and never writes where it 
 
 import hashlib
 import json
+import os
 import site
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 
 from embeddinggemma.atomic import NotOurDirectoryError
 from embeddinggemma.data.corpus import wheels as wheels_module
-from embeddinggemma.data.corpus.build import build_corpus, split_of
+from embeddinggemma.data.corpus.build import DEFAULT_CONTENT_SHA256, build_corpus, split_of
 from embeddinggemma.data.corpus.manifest import FORMAT_VERSION
 from embeddinggemma.data.corpus.reserved import reserved_reason
 from tests.data.conftest import LONG_DESCRIPTION, make_wheel
@@ -181,6 +182,12 @@ def test_command_line_builds_keeps_and_refuses_other_settings(tmp_path, capsys, 
     assert "code: train" in printed.out and "content_sha256" in printed.out and "built" in printed.err
     assert main(args) == 0 and "kept the existing corpus" in capsys.readouterr().err
     assert main([*args, "--seed", "1"]) == 2 and "--force" in capsys.readouterr().err
+    manifest = json.loads((tmp_path / "corpus-v2" / "manifest.json").read_text())
+    (tmp_path / "corpus-v2" / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
+    assert main(args) == 2 and "other settings or format" in capsys.readouterr().err  # a v1 corpus
+    (tmp_path / "corpus-v2" / "manifest.json").write_text("{")
+    assert main(args) == 2
+    assert f"{tmp_path / 'corpus-v2' / 'manifest.json'}: invalid JSON" in capsys.readouterr().err
 
 
 def test_an_extra_installed_package_leaves_the_corpus_unchanged(tmp_path, monkeypatch, pinned):
@@ -226,3 +233,23 @@ def test_an_empty_directory_is_built_and_a_corpus_rebuilt_only_when_asked(tmp_pa
         build_corpus(tmp_path / "corpus", **SMALL)
     rebuilt = build_corpus(tmp_path / "corpus", overwrite=True, **SMALL)
     assert rebuilt["content_sha256"] == built["content_sha256"]
+
+
+@pytest.mark.slow  # the real corpus: downloads the pinned wheels once (about 38 MB), then ~15 s
+def test_the_default_corpus_is_the_stated_one_whatever_else_is_installed(tmp_path):
+    extra = tmp_path / "extra-site"
+    (extra / "networkx").mkdir(parents=True)  # shadows a pinned package, with other code
+    (extra / "networkx" / "__init__.py").write_text(CODE)
+    (extra / "networkx-0.1.dist-info").mkdir()
+    (extra / "networkx-0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: networkx\nVersion: 0.1\nSummary: Another networkx, installed later\n\n"
+        + "A package that would change the corpus if the builder read the environment.\n" * 5)
+    script = Path(__file__).parents[2] / "scripts" / "build_corpus.py"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), str(extra)])}
+    result = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "corpus")], env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((tmp_path / "corpus" / "manifest.json").read_text())
+    assert manifest["datasets"]["code"]["sources"]["packages"]["networkx"] == "networkx==3.6.1"
+    assert manifest["content_sha256"] == DEFAULT_CONTENT_SHA256, \
+        "another corpus than README states (another image's gettext catalogs?)"

@@ -39,6 +39,9 @@ from embeddinggemma.data.records import example_record
 SPLITS = ("train", "heldout")
 DEFAULT_OUT = Path("~/.cache/embeddinggemma/corpus-v2")
 DEFAULT_LOCALE_DIR = Path("/usr/share/locale")
+# content_sha256 of the default build (the demo's corpus) on the reference machines (Debian 12 with
+# the catalogs of DOMAINS); README quotes it. Another image's catalogs give another bitext dataset.
+DEFAULT_CONTENT_SHA256 = "0e1410eff43c4572b0c1a50ed65ee570458a6ed5d22429d84c705ba7181dd224"
 
 
 def split_of(pair_id: str, heldout_percent: int) -> str:

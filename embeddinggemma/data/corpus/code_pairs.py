@@ -41,20 +41,21 @@ def package_files(wheels: Sequence[Wheel], packages: Sequence[str]) -> dict[str,
       ValueError for a package of CPython's standard library (reserved for evaluation) or one that
       no wheel holds.
     """
-    found = {}
-    for package in packages:
-        if package in sys.stdlib_module_names:
-            raise ValueError(f"Package {package!r} is reserved: CPython standard library.")
-        for wheel in wheels:
-            with zipfile.ZipFile(wheel.path) as archive:
-                members = sorted(n for n in archive.namelist() if n.startswith(f"{package}/")
-                                 and n.endswith(".py") and not _is_test(PurePosixPath(n)))
+    reserved = [p for p in packages if p in sys.stdlib_module_names]
+    if reserved:
+        raise ValueError(f"Packages {reserved} are reserved: CPython standard library.")
+    sources: dict[str, tuple[Wheel, list[str]]] = {}
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel.path) as archive:
+            names = [PurePosixPath(n) for n in archive.namelist() if n.endswith(".py")]
+        for package in set(packages) - set(sources):
+            members = sorted(str(n) for n in names if n.parts[0] == package and not _is_test(n))
             if members:
-                found[package] = (wheel, members)
-                break
-        else:
-            raise ValueError(f"Package {package!r} is in none of the wheels {[w.path.name for w in wheels]}.")
-    return found
+                sources[package] = (wheel, members)
+    missing = [p for p in packages if p not in sources]
+    if missing:
+        raise ValueError(f"Packages {missing} are in none of the wheels {[w.path.name for w in wheels]}.")
+    return {p: sources[p] for p in packages}
 
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef
