@@ -3,7 +3,7 @@
 Datasets from declared sources only (never CPython's standard library, man pages, glib20 catalogs
 or Debian's package index, which are reserved for evaluation): `code` (docstring -> function) and
 `package_metadata` (summary -> description) from pinned wheels (downloaded once into
-~/.cache/embeddinggemma/corpus-sources, about 38 MB), and `bitext` (gettext English -> translation)
+~/.cache/embeddinggemma/corpus-sources, about 53 MB), and `bitext` (gettext English -> translation)
 from listed catalogs, each with BM25 hard negatives and a held-out split.
 Layout: embeddinggemma/data/corpus/build.py.
 

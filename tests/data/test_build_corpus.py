@@ -235,7 +235,7 @@ def test_an_empty_directory_is_built_and_a_corpus_rebuilt_only_when_asked(tmp_pa
     assert rebuilt["content_sha256"] == built["content_sha256"]
 
 
-@pytest.mark.slow  # the real corpus: downloads the pinned wheels once (about 38 MB), then ~15 s
+@pytest.mark.slow  # the real corpus: downloads the pinned wheels once (about 53 MB), then ~15 s
 def test_the_default_corpus_is_the_stated_one_whatever_else_is_installed(tmp_path):
     extra = tmp_path / "extra-site"
     (extra / "networkx").mkdir(parents=True)  # shadows a pinned package, with other code
