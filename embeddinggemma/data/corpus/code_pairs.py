@@ -20,8 +20,9 @@ from embeddinggemma.data.corpus.pairs import CorpusExample, clip_text, sample_sp
 from embeddinggemma.data.corpus.wheels import Wheel
 
 TASK = "InstructionRetrieval"
-# Well-documented scientific Python: the ecosystem this codebase is written in (import names; each is
-# read from the pinned wheel that holds it).
+# Well-documented scientific Python (import names, each read from the pinned wheel that holds it): the
+# ecosystem this codebase is written in, with networkx and sympy in place of numpy and scipy, whose
+# wheels differ by platform.
 DEFAULT_PACKAGES = ("absl", "etils", "flax", "jax", "ml_collections", "networkx", "optax", "orbax", "sympy")
 PER_FILE = 4
 MIN_QUERY_WORDS = 4
