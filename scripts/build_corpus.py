@@ -1,27 +1,32 @@
 """Build the small real training corpus (and optionally its teacher embeddings), deterministically.
 
-Datasets from the sources shared/DATA.md allows (never CPython's standard library, man pages, glib20
-catalogs or Debian's package index, which are reserved for evaluation): `code` (third-party
-docstring -> function), `package_metadata` (summary -> description) and `bitext` (gettext English ->
-translation), each with BM25 hard negatives and a held-out split. Layout: embeddinggemma/data/corpus/build.py.
+Datasets from declared sources only (never CPython's standard library, man pages, glib20 catalogs
+or Debian's package index, which are reserved for evaluation): `code` (docstring -> function) and
+`package_metadata` (summary -> description) from pinned wheels (downloaded once into
+~/.cache/embeddinggemma/corpus-sources, about 53 MB), and `bitext` (gettext English -> translation)
+from listed catalogs, each with BM25 hard negatives and a held-out split.
+Layout: embeddinggemma/data/corpus/build.py.
 
 Usage:
-  .venv/bin/python scripts/build_corpus.py [--out ~/.cache/embeddinggemma/corpus-v1] [--max-pairs 3000]
+  .venv/bin/python scripts/build_corpus.py [--out ~/.cache/embeddinggemma/corpus-v2] [--max-pairs 3000]
   .venv/bin/python scripts/build_corpus.py --teacher ~/.cache/embeddinggemma/embeddinggemma-300m
 
 An existing corpus is kept (rebuild with --force); --teacher then only adds the teacher's embeddings.
+A directory that is not a corpus is refused unless empty; nothing in it is touched.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
-from embeddinggemma.data.corpus.build import DEFAULT_LOCALE_DIR, DEFAULT_OUT, MANIFEST, build_corpus
+from embeddinggemma.atomic import NotOurDirectoryError, check_target
+from embeddinggemma.data.corpus.build import DEFAULT_LOCALE_DIR, DEFAULT_OUT, build_corpus
 from embeddinggemma.data.corpus.code_pairs import DEFAULT_PACKAGES
+from embeddinggemma.data.corpus.manifest import FORMAT_VERSION, MANIFEST, WHAT, read_manifest
+from embeddinggemma.data.corpus.wheels import SourceError, fetch_wheels
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,9 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-pairs", type=int, default=3000, help="pairs per dataset, before the split")
     parser.add_argument("--heldout-percent", type=int, default=10)
-    parser.add_argument("--site-dir", type=Path, action="append", default=None,
-                        help="site-packages directory to read (repeatable; default: this Python's and "
-                             "Debian's dist-packages)")
+    parser.add_argument("--sources-dir", type=Path, default=None,
+                        help="cache of the pinned wheels (default: $EMBEDDINGGEMMA_CACHE/corpus-sources, "
+                             "else ~/.cache/embeddinggemma/corpus-sources)")
     parser.add_argument("--code-package", action="append", default=None,
                         help=f"package for code pairs (repeatable; default: {' '.join(DEFAULT_PACKAGES)})")
     parser.add_argument("--locale-dir", type=Path, default=DEFAULT_LOCALE_DIR)
@@ -50,19 +55,28 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out = args.out.expanduser()
     started = time.perf_counter()
-    if (out / MANIFEST).is_file() and not args.force:
-        manifest = json.loads((out / MANIFEST).read_text())
-        wanted = {"seed": args.seed, "max_pairs": args.max_pairs, "heldout_percent": args.heldout_percent}
-        if any(manifest[k] != v for k, v in wanted.items()):
-            print(f"error: {out} was built with other settings; pass --force to rebuild it.", file=sys.stderr)
-            return 2
-        print(f"kept the existing corpus {out}", file=sys.stderr)
-    else:
-        manifest = build_corpus(out, seed=args.seed, max_pairs=args.max_pairs,
-                                heldout_percent=args.heldout_percent, site_dirs=args.site_dir,
-                                code_packages=args.code_package or DEFAULT_PACKAGES,
-                                locale_dir=args.locale_dir, overwrite=args.force)
-        print(f"built {out} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    try:
+        # Refused before anything is downloaded: a directory that is not a corpus.
+        check_target(out, MANIFEST, WHAT)
+        if (out / MANIFEST).is_file() and not args.force:
+            manifest = read_manifest(out)
+            wanted = {"format_version": FORMAT_VERSION, "seed": args.seed, "max_pairs": args.max_pairs,
+                      "heldout_percent": args.heldout_percent}
+            if any(manifest.get(k) != v for k, v in wanted.items()):
+                print(f"error: {out} was built with other settings or format; pass --force to rebuild it.",
+                      file=sys.stderr)
+                return 2
+            print(f"kept the existing corpus {out}", file=sys.stderr)
+        else:
+            manifest = build_corpus(out, seed=args.seed, max_pairs=args.max_pairs,
+                                    heldout_percent=args.heldout_percent,
+                                    wheels=fetch_wheels(cache_dir=args.sources_dir),
+                                    code_packages=args.code_package or DEFAULT_PACKAGES,
+                                    locale_dir=args.locale_dir, overwrite=args.force)
+            print(f"built {out} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    except (NotOurDirectoryError, SourceError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.teacher is not None:
         from embeddinggemma.data.corpus.teacher_embeddings import add_teacher_embeddings  # imports JAX
 

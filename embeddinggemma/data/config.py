@@ -9,7 +9,7 @@ go in inside `unlocked()`; each entry stays locked, so a misspelt field is an er
         c.data.datasets.nq = dataset_config("natural_questions", format="tfds", task="query",
                                             fields=dict(query="question", positive="answer"))
     # or every dataset of a corpus built by scripts/build_corpus.py, with equal weights:
-    c.data.datasets = corpus_datasets("~/.cache/embeddinggemma/corpus-v1")
+    c.data.datasets = corpus_datasets("~/.cache/embeddinggemma/corpus-v2")
 
 Weights of existing datasets are overridden on the command line like any field:
 `--config.data.datasets.code.weight=0.5` (0 switches a dataset off).
@@ -17,15 +17,15 @@ Weights of existing datasets are overridden on the command line like any field:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
 import ml_collections
 
+from embeddinggemma.data.corpus.manifest import read_manifest
+from embeddinggemma.schema import RECORD_FIELDS
+
 FORMATS = ("jsonl", "array_record", "tfds")
-# Record fields (see records.py); `fields` maps each to the name it has in a source.
-RECORD_FIELDS = ("task", "query", "positive", "negative", "title", "negative_title", "id")
 
 
 def dataset_config(path: str = "", *, format: str = "jsonl", weight: float = 1.0, split: str = "train",
@@ -40,7 +40,8 @@ def dataset_config(path: str = "", *, format: str = "jsonl", weight: float = 1.0
       split, data_dir: the TFDS split and data directory ("" = TFDS's default); other formats
         ignore them.
       task: the prompt name for records without a `task` field ("" = every record must have one).
-      fields: record field -> the field's name in the source, for those that differ.
+      fields: record field (schema.RECORD_FIELDS) -> the field's name in the source, for those that
+        differ.
       teacher_dir: teacher embeddings of this dataset; "" = beside the records (see teacher.py).
     """
     unknown = set(fields or {}) - set(RECORD_FIELDS)
@@ -77,9 +78,13 @@ def data_config() -> ml_collections.ConfigDict:
 
 
 def corpus_datasets(corpus_dir: str | Path, split: str = "train") -> ml_collections.ConfigDict:
-    """Every dataset of a corpus built by scripts/build_corpus.py (from its manifest), weight 1 each."""
+    """Every dataset of a corpus built by scripts/build_corpus.py (from its manifest), weight 1 each.
+
+    Raises:
+      FileNotFoundError or ValueError naming the manifest when it is missing or unreadable.
+    """
     corpus_dir = Path(corpus_dir).expanduser()
-    manifest = json.loads((corpus_dir / "manifest.json").read_text())
+    manifest = read_manifest(corpus_dir)
     datasets = ml_collections.ConfigDict()
     for name, entry in sorted(manifest["datasets"].items()):
         if split not in entry["splits"]:

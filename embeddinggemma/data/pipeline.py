@@ -76,7 +76,7 @@ def _collate(rows: Sequence[Example | Skipped], *, collator: BatchCollator, data
 def _open_teacher(data_cfg: ml_collections.ConfigDict, name: str, hard_negatives: bool) -> TeacherEmbeddings:
     d = data_cfg.datasets[name]
     teacher = TeacherEmbeddings(d.teacher_dir or default_teacher_dir(d.path, data_cfg.teacher))
-    if hard_negatives and "negative" not in teacher.fields:
+    if hard_negatives and "negative" not in teacher.roles:
         raise ValueError(f"data.datasets.{name}: hard negatives are on but {teacher.directory} has no "
                          f"negative.npy.")
     return teacher

@@ -1,4 +1,4 @@
-"""The record schema and its validation.
+"""The record schema (field names: schema.RECORD_FIELDS), its validation and its writing.
 
 A record is a JSON object (JSON lines, ArrayRecord) or a feature dict (TFDS) with the fields
     task            prompt name of the query side (a key of prompts.DEFAULT_PROMPTS); optional when
@@ -21,6 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from embeddinggemma.prompts import DEFAULT_PROMPTS
+from embeddinggemma.schema import RECORD_FIELDS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +34,7 @@ class RawRecord:
 
 @dataclasses.dataclass(frozen=True)
 class Example:
-    """A validated record; `teacher` maps "query", "positive", "negative" to [Dt] float32 vectors."""
+    """A validated record; `teacher` maps each role (schema.ROLES) to a [Dt] float32 vector."""
 
     task: str
     query: str
@@ -131,3 +132,8 @@ def parse_example(raw: RawRecord, fields: Mapping[str, str], default_task: str =
                    negative=text("negative", require_negative), title=title("title"),
                    negative_title=title("negative_title"),
                    id=None if record_id is None else str(record_id))
+
+
+def example_record(example: Example) -> dict[str, str]:
+    """The record of an example, the inverse of `parse_example`: its fields that are set."""
+    return {f: getattr(example, f) for f in RECORD_FIELDS if getattr(example, f) is not None}

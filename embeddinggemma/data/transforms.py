@@ -10,6 +10,7 @@ from embeddinggemma.batching import bucket_length
 from embeddinggemma.data.hashing import text_id
 from embeddinggemma.data.records import Example, Skipped
 from embeddinggemma.prompts import DEFAULT_PROMPTS, document_prompt, resolve_prompt
+from embeddinggemma.schema import ROLES
 from embeddinggemma.tokenizer import Tokenizer, pad_batch
 
 
@@ -40,7 +41,7 @@ class BatchCollator:
                  hard_negatives: bool, bucket: bool = True, teacher_dim: int = 0):
         self.tokenizer = tokenizer
         self.max_lengths = {"query": max_query_length, "document": max_document_length}
-        self.fields = ("query", "positive", "negative") if hard_negatives else ("query", "positive")
+        self.roles = ROLES if hard_negatives else ROLES[:2]
         self.bucket, self.teacher_dim = bucket, teacher_dim
 
     def _padded(self, token_lists: Sequence[Sequence[int]], max_length: int) -> np.ndarray:
@@ -54,17 +55,17 @@ class BatchCollator:
         texts = [prompted_texts(r) if isinstance(r, Example) else {} for r in rows]
         tokens = {f: self.tokenizer.encode([t.get(f, "") for t in texts],
                                            self.max_lengths["query" if f == "query" else "document"])
-                  for f in self.fields}
+                  for f in self.roles}
         batch = {"query": self._padded(tokens["query"], self.max_lengths["query"])}
-        documents = self._padded([t for f in self.fields[1:] for t in tokens[f]],
+        documents = self._padded([t for f in self.roles[1:] for t in tokens[f]],
                                  self.max_lengths["document"])
-        for i, field in enumerate(self.fields[1:]):
+        for i, field in enumerate(self.roles[1:]):
             batch[field] = documents[i * len(rows):(i + 1) * len(rows)]
         for field in ("query", "positive"):
             batch[f"{field}_id"] = np.array([text_id(t.get(field, "")) for t in texts], dtype=np.int32)
         batch["example_mask"] = mask
         if self.teacher_dim:
-            for field in self.fields:
+            for field in self.roles:
                 batch[f"teacher_{field}"] = np.stack([
                     r.teacher[field] if isinstance(r, Example) else np.zeros(self.teacher_dim, np.float32)
                     for r in rows]).astype(np.float32)

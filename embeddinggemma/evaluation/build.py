@@ -31,7 +31,7 @@ from embeddinggemma.atomic import atomic_directory, refuse_replacing
 from embeddinggemma.data.corpus.code_pairs import file_pairs
 from embeddinggemma.data.corpus.gettext_pairs import catalog_pairs
 from embeddinggemma.data.corpus.hard_negatives import mine_hard_negatives
-from embeddinggemma.data.corpus.pairs import Pair, clip_text
+from embeddinggemma.data.corpus.pairs import CorpusExample, clip_text
 from embeddinggemma.data.hashing import stable_seed
 from embeddinggemma.evaluation.sources.debian_packages import DEFAULT_LISTS_DIR, index_files, read_packages
 from embeddinggemma.evaluation.sources.man_pages import DEFAULT_MAN_DIR, man_page_files, read_man_page
@@ -155,7 +155,7 @@ def man_page_retrieval(
     )
 
 
-def _glib20(locale_dir: Path, language: str) -> list[Pair]:
+def _glib20(locale_dir: Path, language: str) -> list[CorpusExample]:
     path = locale_dir / language / "LC_MESSAGES" / "glib20.mo"
     if not path.is_file():
         raise FileNotFoundError(f"glib20 catalog not found: {path}")

@@ -8,8 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from embeddinggemma.numerics import l2_normalize, masked_mean
-
-EMBEDDING_KEYS = ("query", "positive", "negative")
+from embeddinggemma.schema import ROLES
 
 
 def _euclidean(difference: jax.Array) -> jax.Array:
@@ -61,19 +60,20 @@ def embedding_distillation_loss(
     distance: str = "cosine",
     example_mask: jax.Array | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """L_D = L_D^q + L_D^p+ + L_D^p-: `distillation_loss` summed over the shared embedding keys.
+    """L_D = L_D^q + L_D^p+ + L_D^p-: `distillation_loss` summed over the roles both embed.
 
     Args:
-      student, teacher: dicts of [B, D] embeddings keyed by "query", "positive", "negative"; a key
-        counts when both hold a non-None array (a batch without hard negatives just omits it).
+      student, teacher: dicts of [B, D] embeddings keyed by role (schema.ROLES: query, positive,
+        negative); a role counts when both hold a non-None array (a batch without hard negatives
+        just omits it).
       distance, example_mask: as in `distillation_loss`.
 
     Returns:
       (scalar sum, metrics): "{key}/loss" for each counted key and "loss", the sum.
     """
-    keys = [k for k in EMBEDDING_KEYS if student.get(k) is not None and teacher.get(k) is not None]
+    keys = [k for k in ROLES if student.get(k) is not None and teacher.get(k) is not None]
     if not keys:
-        raise ValueError(f"Student and teacher share none of the embedding keys {EMBEDDING_KEYS}.")
+        raise ValueError(f"Student and teacher share none of the roles {ROLES}.")
     total = jnp.zeros((), jnp.float32)
     metrics = {}
     for key in keys:

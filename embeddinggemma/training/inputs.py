@@ -3,20 +3,24 @@
 A fresh clone has neither: the tiny configs name `data.corpus`, which the first run builds with
 the corpus builder's defaults, and a randomly initialised model gets a SentencePiece vocabulary
 trained on that corpus's train split, cached beside it as `tokenizer-<vocab>.model`.
+
+Only a directory that is absent, empty or a built corpus is ever written: anything else is an
+error naming it, raised before any training.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 from pathlib import Path
 
 import ml_collections
 
+from embeddinggemma.atomic import atomic_write
 from embeddinggemma.data.config import corpus_datasets
-from embeddinggemma.data.corpus.build import MANIFEST, build_corpus
+from embeddinggemma.data.corpus.build import build_corpus
+from embeddinggemma.data.corpus.manifest import MANIFEST
 from embeddinggemma.data.jsonl import JsonLinesSource
 from embeddinggemma.data.records import parse_example
 
@@ -26,11 +30,16 @@ HELDOUT_SPLIT = "heldout"
 
 
 def ensure_corpus(corpus_dir: str | Path) -> Path:
-    """The corpus directory, built with the builder's default settings when it has no manifest."""
+    """The corpus directory, built with the builder's default settings when it has no manifest.
+
+    Raises:
+      NotOurDirectoryError when `corpus_dir` is a file or a non-empty directory without a manifest
+        (nothing in it is changed).
+    """
     corpus_dir = Path(corpus_dir).expanduser()
     if not (corpus_dir / MANIFEST).is_file():
         logger.warning("Building the corpus %s (once; about 15 s) ...", corpus_dir)
-        build_corpus(corpus_dir, overwrite=corpus_dir.exists())
+        build_corpus(corpus_dir)
     return corpus_dir
 
 
@@ -44,22 +53,23 @@ def heldout_datasets(data_cfg: ml_collections.ConfigDict) -> ml_collections.Conf
 def corpus_tokenizer(corpus_dir: str | Path, vocab_size: int) -> Path:
     """A SentencePiece model with Gemma's special ids trained on the corpus's train texts.
 
-    Deterministic (one thread, every sentence, no sampling); cached in the corpus directory and
-    written under a temporary name first, so a killed run leaves no half-written model.
+    Deterministic (one thread, every sentence, no sampling); cached in the corpus directory (which
+    must hold a manifest) and written atomically, so a killed run leaves no half-written model.
     """
     import sentencepiece as spm
 
     corpus_dir = Path(corpus_dir).expanduser()
+    datasets = corpus_datasets(corpus_dir, "train")  # refuses a directory that is not a corpus
     path = corpus_dir / f"tokenizer-{vocab_size}.model"
     if path.is_file():
         return path
     texts = []
-    for dataset in corpus_datasets(corpus_dir, "train").values():
+    for dataset in datasets.values():
         source = JsonLinesSource(dataset.path)
         for i in range(len(source)):
             example = parse_example(source[i], dict(dataset.fields))
             texts += [t for t in (example.query, example.positive, example.negative, example.title) if t]
-    with tempfile.TemporaryDirectory(dir=corpus_dir) as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         text_file = Path(tmp) / "texts.txt"
         # SentencePiece reads one sentence per line.
         text_file.write_text("\n".join(" ".join(t.split()) for t in texts) + "\n")
@@ -69,7 +79,8 @@ def corpus_tokenizer(corpus_dir: str | Path, vocab_size: int) -> Path:
             character_coverage=0.99,  # the bitext has 99 languages: rare characters -> unk
             num_threads=1, input_sentence_size=0, shuffle_input_sentence=False,
             max_sentence_length=1 << 16, minloglevel=2)
-        os.replace(Path(tmp) / "sp.model", path)
-    (corpus_dir / f"tokenizer-{vocab_size}.json").write_text(
-        json.dumps({"trained_on": "train splits", "sentences": len(texts), "vocab_size": vocab_size}))
-    return path
+        model = (Path(tmp) / "sp.model").read_bytes()
+    # The description first: a model in the cache always has one.
+    description = {"trained_on": "train splits", "sentences": len(texts), "vocab_size": vocab_size}
+    atomic_write(corpus_dir / f"tokenizer-{vocab_size}.json", json.dumps(description))
+    return atomic_write(path, model)

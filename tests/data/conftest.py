@@ -1,15 +1,34 @@
-"""Fixtures for the data tests: the tiny tokenizer and small JSON-lines datasets written on demand."""
+"""Fixtures for the data tests: the tiny tokenizer, small JSON-lines datasets written on demand and
+small wheels built in the test (the corpus builder's sources, without the network)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import pytest
 
 from embeddinggemma.data import data_config, dataset_config
+from embeddinggemma.data.corpus.wheels import Wheel
 from embeddinggemma.tokenizer import Tokenizer
+
+LONG_DESCRIPTION = "This package does a useful thing, and the description says so at length.\n" * 4
+
+
+def make_wheel(directory: Path, name: str, version: str = "1.0", *, summary: str = "",
+               description: str = LONG_DESCRIPTION, files: Mapping[str, str] | None = None) -> Wheel:
+    """A `py3-none-any` wheel in `directory` holding `files` (member -> text) and its METADATA."""
+    path = directory / f"{name}-{version}-py3-none-any.whl"
+    metadata = (f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+                f"Summary: {summary or f'The {name} package for the tests'}\n\n{description}")
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, text in sorted((files or {}).items()):
+            archive.writestr(member, text)
+        archive.writestr(f"{name}-{version}.dist-info/METADATA", metadata)
+    return Wheel(path, hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 @pytest.fixture(scope="session")

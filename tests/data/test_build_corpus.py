@@ -1,7 +1,10 @@
-"""The corpus builder: deterministic, never reads a reserved source, splits and mines as documented."""
+"""The corpus builder: deterministic, reads declared sources only (never a reserved one, never the
+running environment), splits and mines as documented, and never writes where it does not own."""
 
 import hashlib
 import json
+import os
+import site
 import subprocess
 import sys
 import sysconfig
@@ -9,35 +12,71 @@ from pathlib import Path
 
 import pytest
 
-from embeddinggemma.data.corpus.build import split_of
-from embeddinggemma.data.corpus.code_pairs import package_files
+from embeddinggemma.atomic import NotOurDirectoryError
+from embeddinggemma.data.corpus import wheels as wheels_module
+from embeddinggemma.data.corpus.build import DEFAULT_CONTENT_SHA256, build_corpus, split_of
+from embeddinggemma.data.corpus.manifest import FORMAT_VERSION
 from embeddinggemma.data.corpus.reserved import reserved_reason
+from tests.data.conftest import LONG_DESCRIPTION, make_wheel
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 SITE = Path(sysconfig.get_paths()["purelib"])
+CODE = '''
+def area(w, h):
+    """Area of a rectangle of the given sides, in square units."""
+    return w * h
+
+
+def volume(w, h, d):
+    """Volume of a box of the given sides, in cubic units."""
+    return area(w, h) * d
+'''
+# A small build: test wheels (no network), the machine's gettext catalogs.
+SMALL = {"max_pairs": 16, "code_packages": ("shapes",)}
 
 # Two small builds in a fresh interpreter; every file opened by the second one is logged (the first
 # one performs the lazy imports, which open standard-library modules, before the audit starts).
 AUDITED_BUILDS = r"""
 import json, os, sys
+from pathlib import Path
 from embeddinggemma.data.corpus.build import build_corpus
-out = sys.argv[1]
-settings = dict(max_pairs=16, code_packages=("absl", "ml_collections"))
-build_corpus(out + "/a", **settings)
+from embeddinggemma.data.corpus.wheels import Wheel
+out, settings = sys.argv[1], json.loads(sys.argv[2])
+wheels = [Wheel(Path(p), s) for p, s in settings.pop("wheels")]
+build_corpus(out + "/a", wheels=wheels, **settings)
 opened = []
 sys.addaudithook(lambda event, args: opened.append(os.fsdecode(args[0]))
                  if event == "open" and isinstance(args[0], (str, bytes)) else None)
-build_corpus(out + "/b", **settings)
+build_corpus(out + "/b", wheels=wheels, **settings)
 print(json.dumps(opened))
 """
+
+
+def small_wheels(directory: Path) -> list:
+    """A wheel of code (package `shapes`, five modules) and five wheels of metadata only."""
+    directory.mkdir(parents=True, exist_ok=True)
+    code = make_wheel(directory, "shapes", "1.0", files={f"shapes/m{i}.py": CODE.replace("area", f"area{i}")
+                                                         for i in range(5)})
+    return [code, *(make_wheel(directory, f"tool{i}", summary=f"Tool number {i} does its one job",
+                               description=f"Tool {i}: {LONG_DESCRIPTION}") for i in range(5))]
 
 
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory) -> tuple[Path, Path, list[str]]:
     out = tmp_path_factory.mktemp("corpus")
-    result = subprocess.run([sys.executable, "-c", AUDITED_BUILDS, str(out)], capture_output=True, text=True,
-                            check=True, timeout=120)
+    settings = {**SMALL, "wheels": [(str(w.path), w.sha256) for w in small_wheels(out / "wheels")]}
+    result = subprocess.run([sys.executable, "-c", AUDITED_BUILDS, str(out), json.dumps(settings)],
+                            capture_output=True, text=True, check=True, timeout=120)
     return out / "a", out / "b", json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.fixture
+def pinned(tmp_path, monkeypatch) -> list:
+    """The small wheels as the pinned sources, in a cache at $EMBEDDINGGEMMA_CACHE."""
+    wheels = small_wheels(tmp_path / "cache" / "corpus-sources")
+    monkeypatch.setattr(wheels_module, "PINNED_WHEELS", {w.path.name: w.sha256 for w in wheels})
+    monkeypatch.setenv("EMBEDDINGGEMMA_CACHE", str(tmp_path / "cache"))
+    return wheels
 
 
 def lines(path: Path) -> list[dict]:
@@ -60,11 +99,9 @@ def test_reserved_sources_are_recognised(path, reason):
     assert reserved_reason(path) == reason
 
 
-def test_a_package_linked_to_the_standard_library_is_refused(tmp_path):
+def test_a_package_linked_to_the_standard_library_is_reserved(tmp_path):
     (tmp_path / "json").symlink_to(STDLIB / "json")
     assert reserved_reason(tmp_path / "json" / "decoder.py") == "CPython standard library"
-    with pytest.raises(FileNotFoundError, match="reserved"):
-        package_files([tmp_path], ["json"])
 
 
 def test_builds_are_identical_and_read_no_reserved_source(builds):
@@ -76,14 +113,15 @@ def test_builds_are_identical_and_read_no_reserved_source(builds):
     assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files if f.name != "manifest.json")
     assert json.loads((a / "manifest.json").read_text())["content_sha256"] == \
         json.loads((b / "manifest.json").read_text())["content_sha256"]
-    assert any(p.endswith(".mo") for p in opened) and any(p.endswith("METADATA") for p in opened)
+    assert any(p.endswith(".mo") for p in opened) and any(p.endswith(".whl") for p in opened)
     assert [p for p in opened if reserved_reason(p)] == []
+    assert [p for p in opened if p.startswith(str(SITE))] == []  # nothing of the running environment
 
 
 def test_splits_counts_and_hard_negatives(builds):
     corpus = builds[0]
     manifest = json.loads((corpus / "manifest.json").read_text())
-    assert manifest["datasets"]["bitext"]["sources"]["reserved_catalogs_left_out"] > 0
+    assert "glib20" not in manifest["datasets"]["bitext"]["sources"]["domains"]
     for name, entry in manifest["datasets"].items():
         ids = {}
         for split, info in entry["splits"].items():
@@ -130,14 +168,88 @@ def test_teacher_embeddings_reach_the_batches(builds, tmp_path, tiny_config, tin
     assert abs(batch["teacher_query"] - expected).max() < 1e-5
 
 
-def test_command_line_builds_keeps_and_refuses_other_settings(tmp_path, capsys):
+def build_script():
     import runpy
 
-    main = runpy.run_path(str(Path(__file__).parents[2] / "scripts" / "build_corpus.py"))["main"]
-    args = ["--out", str(tmp_path / "corpus-v1"), "--max-pairs", "6", "--site-dir", str(SITE),
-            "--code-package", "ml_collections"]
+    return runpy.run_path(str(Path(__file__).parents[2] / "scripts" / "build_corpus.py"))["main"]
+
+
+def test_command_line_builds_keeps_and_refuses_other_settings(tmp_path, capsys, pinned):
+    main = build_script()
+    args = ["--out", str(tmp_path / "corpus-v2"), "--max-pairs", "6", "--code-package", "shapes"]
     assert main(args) == 0
     printed = capsys.readouterr()
     assert "code: train" in printed.out and "content_sha256" in printed.out and "built" in printed.err
     assert main(args) == 0 and "kept the existing corpus" in capsys.readouterr().err
     assert main([*args, "--seed", "1"]) == 2 and "--force" in capsys.readouterr().err
+    manifest = json.loads((tmp_path / "corpus-v2" / "manifest.json").read_text())
+    (tmp_path / "corpus-v2" / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
+    assert main(args) == 2 and "other settings or format" in capsys.readouterr().err  # a v1 corpus
+    (tmp_path / "corpus-v2" / "manifest.json").write_text("{")
+    assert main(args) == 2
+    assert f"{tmp_path / 'corpus-v2' / 'manifest.json'}: invalid JSON" in capsys.readouterr().err
+
+
+def test_an_extra_installed_package_leaves_the_corpus_unchanged(tmp_path, monkeypatch, pinned):
+    first = build_corpus(tmp_path / "first", **SMALL)
+    extra = tmp_path / "extra-site"
+    (extra / "shapes").mkdir(parents=True)
+    (extra / "shapes" / "__init__.py").write_text(CODE.replace("area", "perimeter"))
+    (extra / "extra_tool-1.0.dist-info").mkdir()
+    (extra / "extra_tool-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: extra-tool\nVersion: 1.0\nSummary: An extra tool installed later\n\n"
+        + "The extra tool would change the corpus if the builder read the environment.\n" * 5)
+    monkeypatch.syspath_prepend(str(extra))
+    monkeypatch.setattr(site, "getsitepackages", lambda real=site.getsitepackages: [str(extra), *real()])
+    import shapes  # noqa: F401  (importable now: the environment did change)
+
+    second = build_corpus(tmp_path / "second", **SMALL)
+    assert second["content_sha256"] == first["content_sha256"]
+    assert (tmp_path / "second" / "code" / "train.jsonl").read_bytes() == \
+        (tmp_path / "first" / "code" / "train.jsonl").read_bytes()
+    assert first["format_version"] == FORMAT_VERSION == 2
+    assert first["sources"]["wheels"] == [w.provenance() for w in sorted(pinned, key=lambda w: w.path.name)]
+
+
+def test_a_directory_that_is_not_a_corpus_is_refused_and_kept(tmp_path, capsys, monkeypatch, pinned):
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("my notes")
+    with pytest.raises(NotOurDirectoryError, match=f"{user} is not empty and holds no manifest.json"):
+        build_corpus(user, overwrite=True, **SMALL)
+    monkeypatch.setattr(wheels_module, "_download", lambda *a: pytest.fail("downloaded before refusing"))
+    monkeypatch.setattr(wheels_module, "PINNED_WHEELS", {"missing-1.0-py3-none-any.whl": "0" * 64})
+    assert build_script()(["--out", str(user), "--force"]) == 2
+    assert str(user) in capsys.readouterr().err
+    assert [p.name for p in user.iterdir()] == ["notes.txt"]
+    assert (user / "notes.txt").read_text() == "my notes"
+    assert [p.name for p in tmp_path.iterdir() if p.name != "cache"] == ["mine"]  # no partial left
+
+
+def test_an_empty_directory_is_built_and_a_corpus_rebuilt_only_when_asked(tmp_path, pinned):
+    (tmp_path / "corpus").mkdir()
+    built = build_corpus(tmp_path / "corpus", **SMALL)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        build_corpus(tmp_path / "corpus", **SMALL)
+    rebuilt = build_corpus(tmp_path / "corpus", overwrite=True, **SMALL)
+    assert rebuilt["content_sha256"] == built["content_sha256"]
+
+
+@pytest.mark.slow  # the real corpus: downloads the pinned wheels once (about 53 MB), then ~15 s
+def test_the_default_corpus_is_the_stated_one_whatever_else_is_installed(tmp_path):
+    extra = tmp_path / "extra-site"
+    (extra / "networkx").mkdir(parents=True)  # shadows a pinned package, with other code
+    (extra / "networkx" / "__init__.py").write_text(CODE)
+    (extra / "networkx-0.1.dist-info").mkdir()
+    (extra / "networkx-0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: networkx\nVersion: 0.1\nSummary: Another networkx, installed later\n\n"
+        + "A package that would change the corpus if the builder read the environment.\n" * 5)
+    script = Path(__file__).parents[2] / "scripts" / "build_corpus.py"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), str(extra)])}
+    result = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "corpus")], env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((tmp_path / "corpus" / "manifest.json").read_text())
+    assert manifest["datasets"]["code"]["sources"]["packages"]["networkx"] == "networkx==3.6.1"
+    assert manifest["content_sha256"] == DEFAULT_CONTENT_SHA256, \
+        "another corpus than README states (another image's gettext catalogs?)"

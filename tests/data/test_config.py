@@ -61,3 +61,14 @@ def test_corpus_datasets_reads_the_manifest(tmp_path):
     assert list(datasets) == ["code"] and datasets.code.path == str(tmp_path / "code/heldout.jsonl")
     with pytest.raises(ValueError, match="no split 'dev'"):
         corpus_datasets(tmp_path, split="dev")
+
+
+def test_a_missing_or_corrupt_manifest_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=f"not found: {tmp_path / 'manifest.json'}"):
+        corpus_datasets(tmp_path)
+    (tmp_path / "manifest.json").write_text('{"datasets": {')
+    with pytest.raises(ValueError, match=f"{tmp_path / 'manifest.json'}: invalid JSON at line 1"):
+        corpus_datasets(tmp_path)
+    (tmp_path / "manifest.json").write_text('{"name": "corpus"}')
+    with pytest.raises(ValueError, match=f"{tmp_path / 'manifest.json'}: no \"datasets\" object"):
+        corpus_datasets(tmp_path)

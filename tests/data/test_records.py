@@ -2,8 +2,8 @@
 
 import pytest
 
-from embeddinggemma.data.config import RECORD_FIELDS
 from embeddinggemma.data.records import MalformedRecordError, RawRecord, parse_example
+from embeddinggemma.schema import RECORD_FIELDS
 
 FIELDS = {f: f for f in RECORD_FIELDS}
 GOOD = b'{"task": "STS", "query": "a", "positive": "b"}'

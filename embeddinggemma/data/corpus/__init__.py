@@ -1,1 +1,2 @@
-"""The training corpus built from this machine's allowed sources (scripts/build_corpus.py)."""
+"""The training corpus built from declared sources only: pinned wheels and listed gettext catalogs
+(scripts/build_corpus.py)."""

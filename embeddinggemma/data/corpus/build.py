@@ -1,7 +1,9 @@
-"""Builds a small training corpus from what shared/DATA.md allows, deterministically.
+"""Builds a small training corpus from declared sources only, deterministically.
 
-Output layout (DIR is versioned, e.g. ~/.cache/embeddinggemma/corpus-v1):
-    DIR/manifest.json              counts, sources, seed, sizes, sha256 of every file, content_sha256
+Output layout (DIR is versioned, e.g. ~/.cache/embeddinggemma/corpus-v2):
+    DIR/manifest.json              settings, sources (wheels: name, version, sha256; gettext domains,
+                                   languages and a sha256 of the catalogs read), counts, the sha256 of
+                                   every file, content_sha256 (manifest.py)
     DIR/<dataset>/train.jsonl      one record per line (embeddinggemma/data/records.py), sorted by id
     DIR/<dataset>/heldout.jsonl    the held-out split: ids whose stable hash falls below heldout_percent
     DIR/<dataset>/<split>.teacher/<teacher>/   teacher embeddings (teacher_embeddings.py), optional
@@ -9,37 +11,37 @@ Datasets: `code` (docstring -> function, InstructionRetrieval), `package_metadat
 description, title = package name; query), `bitext` (English message -> translation; BitextMining).
 Hard negatives are mined by BM25 within each split, so no held-out document is a training negative.
 
-Inputs are read in sorted order and sampled with the seed; two builds of the same machine image give
-byte-identical files (the manifest's content_sha256 says so in one line).
+Inputs are pinned wheels (wheels.py, read as zip files, never the running environment) and the
+gettext catalogs of listed domains (gettext_pairs.py), read in sorted order and sampled with the
+seed: two machines and two install orders build byte-identical files (the manifest's
+content_sha256 says so in one line). The directory is written whole or not at all, only where it
+is absent, empty or already a corpus (atomic.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import site
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from embeddinggemma.atomic import atomic_directory, atomic_write, check_target
 from embeddinggemma.data.corpus.code_pairs import DEFAULT_PACKAGES, code_pairs
-from embeddinggemma.data.corpus.gettext_pairs import bitext_pairs
+from embeddinggemma.data.corpus.gettext_pairs import DOMAINS, bitext_pairs
 from embeddinggemma.data.corpus.hard_negatives import mine_hard_negatives
+from embeddinggemma.data.corpus.manifest import FORMAT_VERSION, MANIFEST, WHAT, write_manifest
 from embeddinggemma.data.corpus.package_metadata import metadata_pairs
-from embeddinggemma.data.corpus.pairs import Pair
+from embeddinggemma.data.corpus.pairs import CorpusExample
+from embeddinggemma.data.corpus.wheels import Wheel, fetch_wheels
 from embeddinggemma.data.hashing import stable_percent, stable_seed
+from embeddinggemma.data.records import example_record
 
-FORMAT_VERSION = 1
 SPLITS = ("train", "heldout")
-DEFAULT_OUT = Path("~/.cache/embeddinggemma/corpus-v1")
+DEFAULT_OUT = Path("~/.cache/embeddinggemma/corpus-v2")
 DEFAULT_LOCALE_DIR = Path("/usr/share/locale")
-MANIFEST = "manifest.json"
-
-
-def default_site_dirs() -> list[Path]:
-    """This interpreter's site-packages, then Debian's Python packages when present."""
-    system = Path("/usr/lib/python3/dist-packages")
-    return [Path(p) for p in site.getsitepackages()] + ([system] if system.is_dir() else [])
+# content_sha256 of the default build (the demo's corpus) on the reference machines (Debian 12 with
+# the catalogs of DOMAINS); README quotes it. Another image's catalogs give another bitext dataset.
+DEFAULT_CONTENT_SHA256 = "26a7cb3a9d1fb63a6617f75d35b1c5651b3be1fa0d927cc8e3ae2e5d801cd117"
 
 
 def split_of(pair_id: str, heldout_percent: int) -> str:
@@ -47,49 +49,53 @@ def split_of(pair_id: str, heldout_percent: int) -> str:
     return "heldout" if stable_percent(pair_id) < heldout_percent else "train"
 
 
-def _write_records(path: Path, pairs: Sequence[Pair]) -> dict:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(json.dumps(p.record(), ensure_ascii=False, sort_keys=True) + "\n" for p in pairs)
+def _write_records(path: Path, examples: Sequence[CorpusExample]) -> dict:
+    """Writes the examples' records as JSON lines; returns {"records", "sha256"} of the file."""
+    text = "".join(json.dumps(example_record(e), ensure_ascii=False, sort_keys=True) + "\n" for e in examples)
     data = text.encode("utf-8")
-    path.write_bytes(data)
-    return {"records": len(pairs), "sha256": hashlib.sha256(data).hexdigest()}
+    atomic_write(path, data)
+    return {"records": len(examples), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def build_corpus(out_dir: str | Path, *, seed: int = 0, max_pairs: int = 3000, heldout_percent: int = 10,
-                 site_dirs: Sequence[str | Path] | None = None,
-                 code_packages: Sequence[str] = DEFAULT_PACKAGES,
-                 locale_dir: str | Path = DEFAULT_LOCALE_DIR, overwrite: bool = False) -> dict:
-    """Writes the corpus into `out_dir` (through a temporary sibling, renamed at the end).
+                 wheels: Sequence[Wheel] | None = None, code_packages: Sequence[str] = DEFAULT_PACKAGES,
+                 locale_dir: str | Path = DEFAULT_LOCALE_DIR, domains: Sequence[str] = DOMAINS,
+                 overwrite: bool = False) -> dict:
+    """Writes the corpus into `out_dir` (built in a temporary sibling, renamed at the end).
 
-    `max_pairs` caps each dataset before the split. Returns the manifest.
+    `max_pairs` caps each dataset before the split; `wheels` default to the pinned ones
+    (wheels.fetch_wheels, downloaded once into the cache). Returns the manifest.
+
+    Raises:
+      NotOurDirectoryError when `out_dir` is a file or a non-empty directory without a manifest:
+        nothing in it is changed.
+      FileExistsError when `out_dir` is a corpus already and `overwrite` is False.
     """
-    out_dir = Path(out_dir).expanduser()
-    if out_dir.exists() and not overwrite:
-        raise FileExistsError(f"{out_dir} exists; pass overwrite=True (--force) to rebuild it.")
-    site_dirs = [Path(s) for s in (default_site_dirs() if site_dirs is None else site_dirs)]
-    sources: dict[str, Callable[[int], tuple[list[Pair], dict]]] = {
-        "code": lambda s: code_pairs(site_dirs, code_packages, seed=s, max_pairs=max_pairs),
-        "package_metadata": lambda s: metadata_pairs(site_dirs, seed=s, max_pairs=max_pairs),
-        "bitext": lambda s: bitext_pairs(locale_dir, seed=s, max_pairs=max_pairs),
+    out_dir = check_target(out_dir, MANIFEST, WHAT)
+    if (out_dir / MANIFEST).is_file() and not overwrite:
+        raise FileExistsError(f"{out_dir} is a corpus already; pass overwrite=True (--force) to rebuild it.")
+    wheels = fetch_wheels() if wheels is None else list(wheels)
+    sources: dict[str, Callable[[int], tuple[list[CorpusExample], dict]]] = {
+        "code": lambda s: code_pairs(wheels, code_packages, seed=s, max_pairs=max_pairs),
+        "package_metadata": lambda s: metadata_pairs(wheels, seed=s, max_pairs=max_pairs),
+        "bitext": lambda s: bitext_pairs(locale_dir, domains, seed=s, max_pairs=max_pairs),
     }
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
     manifest = {"name": out_dir.name, "format_version": FORMAT_VERSION, "seed": seed, "max_pairs": max_pairs,
-                "heldout_percent": heldout_percent, "datasets": {}, "teachers": {}}
-    for name, make_pairs in sources.items():
-        pairs, provenance = make_pairs(stable_seed(seed, name))
-        # Pairs sampled; the splits count those left with a hard negative.
-        entry = {"tasks": sorted({p.task for p in pairs}), "pairs": len(pairs), "sources": provenance,
-                 "splits": {}}
-        for split in SPLITS:
-            part = [p for p in pairs if split_of(p.id, heldout_percent) == split]
-            mined = mine_hard_negatives(part, seed=stable_seed(seed, name, split))
-            relative = f"{name}/{split}.jsonl"
-            entry["splits"][split] = {"path": relative, **_write_records(partial / relative, mined)}
-        manifest["datasets"][name] = entry
-    hashes = [s["sha256"] for d in manifest["datasets"].values() for s in d["splits"].values()]
-    manifest["content_sha256"] = hashlib.sha256("".join(hashes).encode()).hexdigest()
-    (partial / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    shutil.rmtree(out_dir, ignore_errors=True)
-    partial.rename(out_dir)
+                "heldout_percent": heldout_percent, "sources": {"wheels": [w.provenance() for w in wheels]},
+                "datasets": {}, "teachers": {}}
+    with atomic_directory(out_dir, MANIFEST, WHAT) as partial:
+        for name, make_pairs in sources.items():
+            pairs, provenance = make_pairs(stable_seed(seed, name))
+            # Pairs sampled; the splits count those left with a hard negative.
+            entry = {"tasks": sorted({p.task for p in pairs}), "pairs": len(pairs), "sources": provenance,
+                     "splits": {}}
+            for split in SPLITS:
+                part = [p for p in pairs if split_of(p.id, heldout_percent) == split]
+                mined = mine_hard_negatives(part, seed=stable_seed(seed, name, split))
+                relative = f"{name}/{split}.jsonl"
+                entry["splits"][split] = {"path": relative, **_write_records(partial / relative, mined)}
+            manifest["datasets"][name] = entry
+        hashes = [s["sha256"] for d in manifest["datasets"].values() for s in d["splits"].values()]
+        manifest["content_sha256"] = hashlib.sha256("".join(hashes).encode()).hexdigest()
+        write_manifest(partial, manifest)
     return manifest

@@ -1,51 +1,62 @@
-"""Code retrieval pairs from installed third-party packages: a docstring's summary -> its function.
+"""Code retrieval pairs from pinned third-party wheels: a docstring's summary -> its function.
 
 The function's source is the document with its docstring removed (else the answer is in the
-document). Public functions and methods only; test files are left out.
+document). Public functions and methods only; test files are left out. Sources are read straight
+out of the wheel files (wheels.py), never from the running environment.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
+import sys
 import textwrap
 import warnings
+import zipfile
 from collections.abc import Iterator, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from embeddinggemma.data.corpus.package_metadata import installed_versions
-from embeddinggemma.data.corpus.pairs import Pair, clip_text, sample_spread
-from embeddinggemma.data.corpus.reserved import reserved_reason
+from embeddinggemma.data.corpus.pairs import CorpusExample, clip_text, sample_spread
+from embeddinggemma.data.corpus.wheels import Wheel
 
 TASK = "InstructionRetrieval"
-# Well-documented scientific Python: the ecosystem this codebase is written in.
-DEFAULT_PACKAGES = ("absl", "etils", "flax", "grain", "jax", "ml_collections", "numpy", "optax", "orbax",
-                    "scipy")
+# Well-documented scientific Python (import names, each read from the pinned wheel that holds it): the
+# ecosystem this codebase is written in, with networkx and sympy in place of numpy and scipy, whose
+# wheels differ by platform.
+DEFAULT_PACKAGES = ("absl", "etils", "flax", "jax", "ml_collections", "networkx", "optax", "orbax", "sympy")
 PER_FILE = 4
 MIN_QUERY_WORDS = 4
 MAX_QUERY_CHARS = 1000
 MAX_CODE_CHARS = 4000
 
 
-def _is_test(path: Path) -> bool:
+def _is_test(path: PurePosixPath) -> bool:
     in_test_dir = any(p in ("test", "tests", "testing") for p in path.parts)
     return in_test_dir or path.name.startswith("test_") or path.stem.endswith("_test")
 
 
-def package_files(site_dirs: Sequence[str | Path],
-                  packages: Sequence[str]) -> dict[str, tuple[Path, list[Path]]]:
-    """Package name -> (site directory, sorted non-test `.py` files), from the first site that has it."""
-    found = {}
-    for package in packages:
-        for site in map(Path, site_dirs):
-            root = site / package
-            if root.is_dir() and reserved_reason(root) is None:
-                found[package] = (site, [f for f in sorted(root.rglob("*.py"))
-                                         if not _is_test(f.relative_to(site)) and reserved_reason(f) is None])
-                break
-        else:
-            raise FileNotFoundError(f"Package {package!r} is not in {[str(s) for s in site_dirs]} "
-                                    f"(or is reserved).")
-    return found
+def package_files(wheels: Sequence[Wheel], packages: Sequence[str]) -> dict[str, tuple[Wheel, list[str]]]:
+    """Package import name -> (the first wheel holding it, its sorted non-test `.py` members).
+
+    Raises:
+      ValueError for a package of CPython's standard library (reserved for evaluation) or one that
+      no wheel holds.
+    """
+    reserved = [p for p in packages if p in sys.stdlib_module_names]
+    if reserved:
+        raise ValueError(f"Packages {reserved} are reserved: CPython standard library.")
+    sources: dict[str, tuple[Wheel, list[str]]] = {}
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel.path) as archive:
+            names = [PurePosixPath(n) for n in archive.namelist() if n.endswith(".py")]
+        for package in set(packages) - set(sources):
+            members = sorted(str(n) for n in names if n.parts[0] == package and not _is_test(n))
+            if members:
+                sources[package] = (wheel, members)
+    missing = [p for p in packages if p not in sources]
+    if missing:
+        raise ValueError(f"Packages {missing} are in none of the wheels {[w.path.name for w in wheels]}.")
+    return {p: sources[p] for p in packages}
 
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef
@@ -77,18 +88,17 @@ def _is_stub(node: Function) -> bool:
                for s in rest)
 
 
-def file_pairs(path: Path, site: Path) -> list[Pair]:
-    """The pairs of one source file (none when it cannot be read or parsed)."""
+def source_pairs(source: bytes, relative: str) -> list[CorpusExample]:
+    """The pairs of one source file's bytes, ids prefixed by `relative` (none when it cannot be parsed)."""
     try:
-        source = path.read_text(encoding="utf-8")
+        text = source.decode("utf-8")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # invalid escapes and the like in third-party code
-            tree = ast.parse(source)
+            tree = ast.parse(text)
     except (UnicodeDecodeError, SyntaxError, ValueError):
         return []
-    lines = source.splitlines()
+    lines = text.splitlines()
     pairs = []
-    relative = path.relative_to(site).as_posix()
     for name, node in _functions(tree.body):
         docstring = ast.get_docstring(node)
         if not docstring or node.name.startswith("_") or _is_stub(node):
@@ -97,17 +107,27 @@ def file_pairs(path: Path, site: Path) -> list[Pair]:
         if len(query.split()) < MIN_QUERY_WORDS:
             continue
         code = clip_text(_code_without_docstring(lines, node), MAX_CODE_CHARS)
-        pairs.append(Pair(id=f"{relative}:{name}", task=TASK, query=query, positive=code))
+        pairs.append(CorpusExample(id=f"{relative}:{name}", task=TASK, query=query, positive=code))
     return pairs
 
 
-def code_pairs(site_dirs: Sequence[str | Path], packages: Sequence[str] = DEFAULT_PACKAGES, *, seed: int,
-               max_pairs: int) -> tuple[list[Pair], dict]:
+def file_pairs(path: Path, root: Path) -> list[CorpusExample]:
+    """The pairs of a source file on disk, ids prefixed by its path relative to `root`."""
+    try:
+        source = path.read_bytes()
+    except OSError:
+        return []
+    return source_pairs(source, path.relative_to(root).as_posix())
+
+
+def code_pairs(wheels: Sequence[Wheel], packages: Sequence[str] = DEFAULT_PACKAGES, *, seed: int,
+               max_pairs: int) -> tuple[list[CorpusExample], dict]:
     """(pairs sorted by id, provenance). Docstrings and functions are each used once."""
-    files = package_files(site_dirs, packages)
-    groups = [(f, site) for site, paths in files.values() for f in paths]
-    pairs = sample_spread(groups, lambda g: file_pairs(*g), seed=seed, max_pairs=max_pairs,
-                          per_group=PER_FILE, unique=("query", "positive"))
-    versions = installed_versions(site_dirs)
-    return pairs, {"packages": {p: versions.get(p, "unknown") for p in packages},
-                   "files": sum(len(paths) for _, paths in files.values())}
+    files = package_files(wheels, packages)
+    groups = [(wheel, member) for wheel, members in files.values() for member in members]
+    with contextlib.ExitStack() as stack:
+        archives = {w.path: stack.enter_context(zipfile.ZipFile(w.path)) for w, _ in files.values()}
+        pairs = sample_spread(groups, lambda g: source_pairs(archives[g[0].path].read(g[1]), g[1]), seed=seed,
+                              max_pairs=max_pairs, per_group=PER_FILE, unique=("query", "positive"))
+    return pairs, {"packages": {p: f"{w.name}=={w.version}" for p, (w, _) in files.items()},
+                   "files": sum(len(members) for _, members in files.values())}

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import bm25s
 import numpy as np
 
-from embeddinggemma.data.corpus.pairs import Pair
+from embeddinggemma.data.corpus.pairs import CorpusExample
 
 # bm25s sets its logger to DEBUG when imported: one line per index built.
 logging.getLogger("bm25s").setLevel(logging.WARNING)
@@ -20,7 +20,7 @@ def _tokens(texts: Sequence[str]) -> list[list[str]]:
     return bm25s.tokenize(list(texts), stopwords="en", return_ids=False, show_progress=False)
 
 
-def _mine_group(pairs: Sequence[Pair], rng: np.random.Generator) -> list[Pair]:
+def _mine_group(pairs: Sequence[CorpusExample], rng: np.random.Generator) -> list[CorpusExample]:
     documents = _tokens([p.mining_text or p.positive for p in pairs])
     retriever = bm25s.BM25()
     if any(documents):  # bm25s cannot index a corpus without a single term
@@ -41,7 +41,7 @@ def _mine_group(pairs: Sequence[Pair], rng: np.random.Generator) -> list[Pair]:
     return mined
 
 
-def mine_hard_negatives(pairs: Sequence[Pair], *, seed: int) -> list[Pair]:
+def mine_hard_negatives(pairs: Sequence[CorpusExample], *, seed: int) -> list[CorpusExample]:
     """The pairs with `negative` (and `negative_title`) set, mined within each `mining_group`.
 
     A pair left without any other document in its group is dropped. Ties go to the first document

@@ -1,4 +1,4 @@
-"""Training pairs as the builder handles them, and their deterministic, size-capped sampling."""
+"""Training examples as the builder handles them, and their deterministic, size-capped sampling."""
 
 from __future__ import annotations
 
@@ -8,28 +8,19 @@ from typing import TypeVar
 
 import numpy as np
 
+from embeddinggemma.data.records import Example
+
 Group = TypeVar("Group")
 
 
 @dataclasses.dataclass(frozen=True)
-class Pair:
-    """One training pair. Hard negatives are mined among pairs of the same `mining_group`, by BM25
-    of the query against each pair's `mining_text` (its positive when None)."""
+class CorpusExample(Example):
+    """A training example (records.Example) as the builder handles it, with its mining information:
+    hard negatives are mined among examples of the same `mining_group`, by BM25 of the query against
+    each example's `mining_text` (its positive when None). `id` is always set."""
 
-    id: str
-    task: str
-    query: str
-    positive: str
-    title: str | None = None
-    negative: str | None = None
-    negative_title: str | None = None
     mining_group: str = ""
     mining_text: str | None = None
-
-    def record(self) -> dict[str, str]:
-        """The JSON record (records.py schema); None fields are left out."""
-        fields = ("id", "task", "query", "positive", "negative", "title", "negative_title")
-        return {f: getattr(self, f) for f in fields if getattr(self, f) is not None}
 
 
 def clip_text(text: str, max_chars: int) -> str:
@@ -40,8 +31,8 @@ def clip_text(text: str, max_chars: int) -> str:
     return text[:max_chars].rsplit(None, 1)[0].rstrip()
 
 
-def sample_spread(groups: Sequence[Group], pairs_of: Callable[[Group], Iterable[Pair]], *, seed: int,
-                  max_pairs: int, per_group: int, unique: Sequence[str] = ("id",)) -> list[Pair]:
+def sample_spread(groups: Sequence[Group], pairs_of: Callable[[Group], Iterable[CorpusExample]], *, seed: int,
+                  max_pairs: int, per_group: int, unique: Sequence[str] = ("id",)) -> list[CorpusExample]:
     """Up to `max_pairs` pairs, at most `per_group` from each group (a file), sorted by id.
 
     Groups are visited in an order shuffled by `seed` and only until enough pairs are found, so a
@@ -50,7 +41,7 @@ def sample_spread(groups: Sequence[Group], pairs_of: Callable[[Group], Iterable[
     """
     rng = np.random.default_rng(seed)
     taken: dict[str, set[str]] = {field: set() for field in unique}
-    chosen: list[Pair] = []
+    chosen: list[CorpusExample] = []
     for index in rng.permutation(len(groups)):
         candidates = list(pairs_of(groups[index]))
         order = rng.permutation(len(candidates))

@@ -6,16 +6,15 @@ Texts are prompted exactly as the training pipeline prompts them for the student
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from embeddinggemma import Embedder
-from embeddinggemma.data.config import RECORD_FIELDS
-from embeddinggemma.data.corpus.build import MANIFEST
+from embeddinggemma.data.corpus.manifest import read_manifest, write_manifest
 from embeddinggemma.data.jsonl import JsonLinesSource
 from embeddinggemma.data.records import parse_example
-from embeddinggemma.data.teacher import FIELDS, default_teacher_dir, write_teacher_embeddings
+from embeddinggemma.data.teacher import default_teacher_dir, write_teacher_embeddings
 from embeddinggemma.data.transforms import prompted_texts
+from embeddinggemma.schema import RECORD_FIELDS, ROLES
 
 
 def add_teacher_embeddings(corpus_dir: str | Path, checkpoint: str | Path, *, name: str | None = None,
@@ -28,14 +27,14 @@ def add_teacher_embeddings(corpus_dir: str | Path, checkpoint: str | Path, *, na
     corpus_dir, checkpoint = Path(corpus_dir).expanduser(), Path(checkpoint).expanduser()
     name = name or checkpoint.name
     embedder = Embedder.load(checkpoint, dtype=dtype)
-    manifest = json.loads((corpus_dir / MANIFEST).read_text())
+    manifest = read_manifest(corpus_dir)
     identity = {f: f for f in RECORD_FIELDS}
     teacher = {"checkpoint": str(checkpoint), "dim": embedder.dim, "max_length": max_length, "dtype": dtype}
     splits = [corpus_dir / split["path"] for entry in manifest["datasets"].values()
               for split in entry["splits"].values()]
     examples = {path: [parse_example(raw, identity) for raw in JsonLinesSource(path)] for path in splits}
     texts = {path: [prompted_texts(e) for e in examples[path]] for path in splits}
-    fields = {path: [f for f in FIELDS if all(f in t for t in texts[path])] for path in splits}
+    fields = {path: [f for f in ROLES if all(f in t for t in texts[path])] for path in splits}
     # One call for every text of the corpus: each padded shape is compiled once, not once per file.
     everything = [t[f] for path in splits for f in fields[path] for t in texts[path]]
     vectors = embedder.encode(everything, max_length=max_length, batch_size=batch_size)
@@ -48,5 +47,5 @@ def add_teacher_embeddings(corpus_dir: str | Path, checkpoint: str | Path, *, na
         write_teacher_embeddings(default_teacher_dir(path, name), [e.id for e in examples[path]],
                                  embeddings, {**teacher, "count": count})
     manifest["teachers"][name] = teacher
-    (corpus_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_manifest(corpus_dir, manifest)
     return manifest
