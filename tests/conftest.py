@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 from embeddinggemma.model import init_params, tiny  # noqa: E402
 
 # Text to train the tiny tokenizer on: any real English prose on the machine will do.
-_TOKENIZER_TEXT = Path("/usr/share/common-licenses/GPL-3")
+TOKENIZER_TEXT = Path("/usr/share/common-licenses/GPL-3")
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +26,7 @@ def tiny_tokenizer_path(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("tokenizer")
     spm.SentencePieceTrainer.train(
-        input=str(_TOKENIZER_TEXT), model_prefix=str(out / "tiny"), vocab_size=400,
+        input=str(TOKENIZER_TEXT), model_prefix=str(out / "tiny"), vocab_size=400,
         pad_id=0, eos_id=1, bos_id=2, unk_id=3, model_type="bpe",
         num_threads=1, minloglevel=2)
     return out / "tiny.model"

@@ -9,6 +9,7 @@ from embeddinggemma.api import Embedder
 from embeddinggemma.evaluation.build import build_suite
 from embeddinggemma.evaluation.tasks import load_suite
 from embeddinggemma.prompts import DEFAULT_PROMPTS
+from tests.conftest import TOKENIZER_TEXT
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +39,25 @@ class TinyEncoder:
 
 
 @pytest.fixture(scope="session")
-def tiny_embedder(tiny_config, tiny_params, tiny_tokenizer_path):
-    return Embedder(tiny_config, tiny_params, tiny_tokenizer_path, DEFAULT_PROMPTS)
+def byte_fallback_tokenizer_path(tmp_path_factory):
+    """A tiny vocabulary that spells unknown characters as bytes.
+
+    With the English-only tiny vocabulary, texts in other scripts become runs of <unk> and many get
+    identical embeddings: bitext mining then has exact ties, which numpy's argmax and torch's topk
+    break differently on different CPUs. Bytes keep every text distinct.
+    """
+    import sentencepiece as spm
+
+    out = tmp_path_factory.mktemp("tokenizer")
+    spm.SentencePieceTrainer.train(
+        input=str(TOKENIZER_TEXT), model_prefix=str(out / "bytes"), vocab_size=500, byte_fallback=True,
+        pad_id=0, eos_id=1, bos_id=2, unk_id=3, model_type="bpe", num_threads=1, minloglevel=2)
+    return out / "bytes.model"
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder(tiny_config, tiny_params, byte_fallback_tokenizer_path):
+    return Embedder(tiny_config, tiny_params, byte_fallback_tokenizer_path, DEFAULT_PROMPTS)
 
 
 @pytest.fixture
