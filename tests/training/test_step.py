@@ -121,7 +121,7 @@ def _reference_loss_and_grads(config, params, batch):
         head = {k: v for k, v in params.items() if k != ENCODER}
         return objective(config.loss, embeddings, batch, head)
 
-    return jax.value_and_grad(loss, has_aux=True)(params)
+    return jax.jit(jax.value_and_grad(loss, has_aux=True))(params)  # jitted: eager op-by-op is slow
 
 
 def test_accumulation_averages_independent_micro_batches():
