@@ -25,7 +25,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from embeddinggemma.atomic import atomic_directory, atomic_write, check_target
+from embeddinggemma.atomic import atomic_directory, atomic_write, check_target, refuse_replacing
 from embeddinggemma.data.corpus.code_pairs import DEFAULT_PACKAGES, code_pairs
 from embeddinggemma.data.corpus.gettext_pairs import DOMAINS, bitext_pairs
 from embeddinggemma.data.corpus.hard_negatives import mine_hard_negatives
@@ -72,8 +72,8 @@ def build_corpus(out_dir: str | Path, *, seed: int = 0, max_pairs: int = 3000, h
       FileExistsError when `out_dir` is a corpus already and `overwrite` is False.
     """
     out_dir = check_target(out_dir, MANIFEST, WHAT)
-    if (out_dir / MANIFEST).is_file() and not overwrite:
-        raise FileExistsError(f"{out_dir} is a corpus already; pass overwrite=True (--force) to rebuild it.")
+    if not overwrite:
+        refuse_replacing(out_dir, MANIFEST, WHAT)
     wheels = fetch_wheels() if wheels is None else list(wheels)
     sources: dict[str, Callable[[int], tuple[list[CorpusExample], dict]]] = {
         "code": lambda s: code_pairs(wheels, code_packages, seed=s, max_pairs=max_pairs),
