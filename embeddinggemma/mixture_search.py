@@ -32,7 +32,7 @@ from pathlib import Path
 from absl import flags
 
 from embeddinggemma.atomic import NotOurDirectoryError, check_target
-from embeddinggemma.training.config import ConfigError
+from embeddinggemma.training.config import ConfigError, validate_config
 from embeddinggemma.training.config_files import config_from_command_line
 
 COMPILATION_CACHE = "jax-cache"  # in DIR, unless JAX_COMPILATION_CACHE_DIR names another place
@@ -77,22 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config, fv = parse_command_line(sys.argv[1:] if argv is None else argv)
         objective = SearchObjective.parse(fv.objective)
-        from embeddinggemma.training.config import validate_config
-
         validate_config(config)
         check_objective(objective, config)
         workdir = check_target(Path(fv.workdir).expanduser().absolute(), SPEC_FILE, WHAT)
     except (ConfigError, NotOurDirectoryError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    import jax
     import optuna
 
-    if not jax.config.jax_compilation_cache_dir:
-        # Every trial compiles the same programs: kept on disk, later trials and a resumed search
-        # skip XLA's compilation (on 2 CPU cores it is most of a short trial's time).
-        jax.config.update("jax_compilation_cache_dir", str(workdir / COMPILATION_CACHE))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     from embeddinggemma.data.records import MalformedRecordError
     from embeddinggemma.evaluation.tasks import ensure_suite, load_suite
     from embeddinggemma.search.report import write_reports
@@ -120,6 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     def report(study: optuna.Study) -> dict[str, Path]:
         return write_reports(spec, workdir, study.get_trials(), fv.trials, fv.top_k)
 
+    import jax
+
+    if not jax.config.jax_compilation_cache_dir:
+        # Every trial compiles the same programs: kept on disk, later trials and a resumed search
+        # skip XLA's compilation (on 2 CPU cores it is most of a short trial's time).
+        jax.config.update("jax_compilation_cache_dir", str(workdir / COMPILATION_CACHE))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     try:
         trials = run_search(workdir, spec, weights, fv.trials, train_and_score(spec, tasks),
                             on_trial_done=report)
