@@ -13,7 +13,7 @@ the config's own mixture, then `random_mixtures` flat-Dirichlet draws; TPE propo
 models the scores from its first proposal on (n_startup_trials = S). Each proposal's sampler is
 seeded with (seed, trial number), so a resumed search proposes what an uninterrupted one would.
 
-Resuming: one process at a time works in DIR (it holds a lock on DIR/search.lock). A trial that a
+Resuming: one process at a time works in DIR (it holds an flock on the directory itself). A trial that a
 kill left RUNNING is run again under its own number with its own parameters, so its run resumes
 from its latest checkpoint, and is then finished; finished trials are never run again. A trial
 whose loss turns NaN or infinite is finished as FAIL (that mixture diverges) and counts as done.
@@ -52,7 +52,6 @@ logger = logging.getLogger(__name__)
 SPEC_FILE = "search.json"
 WHAT = "a mixture search (python -m embeddinggemma.mixture_search)"
 JOURNAL_FILE = "study.journal"
-LOCK_FILE = "search.lock"
 TRIALS_DIR = "trials"
 STUDY_NAME = "mixture-search"
 
@@ -155,13 +154,14 @@ def _claim_workdir(workdir: Path, spec: SearchSpec) -> int:
     """
     check_target(workdir, SPEC_FILE, WHAT)
     workdir.mkdir(parents=True, exist_ok=True)
-    lock = os.open(workdir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    # The directory itself is locked: no lock file that a kill could leave behind.
+    lock = os.open(workdir, os.O_RDONLY)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(lock)
-        raise SearchInUseError(f"Another process is running the search in {workdir} "
-                               f"(it holds {workdir / LOCK_FILE}).") from None
+        raise SearchInUseError(f"Another process is running the search in {workdir} (it holds a lock on "
+                               "the directory).") from None
     given = json.loads(json.dumps(spec.to_json()))
     if (workdir / SPEC_FILE).is_file():
         difference = _first_difference(read_json(workdir / SPEC_FILE, f"The spec of {WHAT}"), given, "search")

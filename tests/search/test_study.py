@@ -16,7 +16,6 @@ from embeddinggemma.atomic import NotOurDirectoryError
 from embeddinggemma.search.simplex import random_uniforms, uniforms_for_weights
 from embeddinggemma.search.study import (
     JOURNAL_FILE,
-    LOCK_FILE,
     SPEC_FILE,
     SearchInUseError,
     config_datasets,
@@ -147,10 +146,13 @@ def test_another_config_is_named_by_its_field(tmp_path):
 
 def test_a_search_running_in_the_directory_is_not_joined(tmp_path, fake_trials):
     run_search(tmp_path, spec(), CONFIG_WEIGHTS, 1, fake_trials)
-    with open(tmp_path / LOCK_FILE) as held:
+    held = os.open(tmp_path, os.O_RDONLY)
+    try:
         fcntl.flock(held, fcntl.LOCK_EX)  # as the running search holds it
-        with pytest.raises(SearchInUseError, match=str(tmp_path / LOCK_FILE)):
+        with pytest.raises(SearchInUseError, match=f"running the search in {tmp_path}"):
             run_search(tmp_path, spec(), CONFIG_WEIGHTS, 2, fake_trials)
+    finally:
+        os.close(held)
     assert len(fake_trials.calls) == 1
 
 
