@@ -88,10 +88,12 @@ def trials_markdown(spec: SearchSpec, workdir: Path, trials: Sequence[FrozenTria
     """The table of trials, the best mixtures and the soup command line."""
     ordered = sorted(trials, key=lambda t: t.number)
     done = sum(t.state.is_finished() for t in ordered)
+    seeds = (f"trials 1-{spec.num_seeds - 1} flat-Dirichlet draws (seed {spec.seed})" if spec.random_mixtures
+             else "no random mixtures")
     lines = [f"# Mixture search: {done} of {asked} trials done", "",
              f"Objective: `{spec.objective}` (higher is better). Datasets mixed: "
-             f"{', '.join(spec.datasets)}. Trial 0 is the config's own mixture, trials 1-"
-             f"{spec.num_seeds - 1} flat-Dirichlet draws (seed {spec.seed}), later ones TPE's proposals.",
+             f"{', '.join(spec.datasets)}. Trial 0 is the config's own mixture, {seeds}, later ones "
+             "TPE's proposals.",
              "", "| trial | source | state | score | best so far | "
              + " | ".join(spec.datasets) + " | seconds |",
              "|" + "---|" * (6 + len(spec.datasets))]
