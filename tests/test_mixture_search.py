@@ -29,6 +29,7 @@ def search_command(workdir, corpus, *extra: str) -> list[str]:
             "--random_mixtures", "1", *SMALL_TRIAL, *extra]
 
 
+@pytest.mark.slow  # two search processes with real training runs: a minute or more
 def test_a_search_killed_mid_trial_resumes_that_trial_and_keeps_the_finished_one(tmp_path, small_corpus):
     workdir = tmp_path / "search"
     killed = subprocess.Popen(search_command(workdir, small_corpus), env=process_env(), cwd=REPO,
