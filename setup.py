@@ -25,6 +25,7 @@ RUNTIME = [
     "pytrec-eval-terrier>=0.5.11",
     "scikit-learn>=1.5",
     "matplotlib>=3.8",
+    "optuna>=5.0",  # the mixture search: TPE, journal storage
 ]
 
 REFERENCE = [

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny random model with its own SentencePiece vocabulary, and the release."""
+"""Shared fixtures: a tiny random model with its own SentencePiece vocabulary, a small real corpus,
+and the release."""
 
 from __future__ import annotations
 
@@ -45,6 +46,17 @@ def tiny_params(tiny_config):
     return jax.tree_util.tree_map_with_path(
         lambda path, x: rng.normal(0.0, 0.3, x.shape).astype(np.float32)
         if path[-1].key == "scale" else x, params)
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory) -> Path:
+    """About 300 real training pairs over three datasets (the corpus builder, 120 pairs each); for
+    the training runs of tests/training and the mixture search's."""
+    from embeddinggemma.data.corpus.build import build_corpus
+
+    out = tmp_path_factory.mktemp("corpus") / "corpus"
+    build_corpus(out, max_pairs=120)
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -109,6 +109,27 @@ def with_corpus_datasets(c: ml_collections.ConfigDict) -> ml_collections.ConfigD
     return resolved
 
 
+def with_mixture_weights(c: ml_collections.ConfigDict, weights: Mapping[str, float]
+                         ) -> ml_collections.ConfigDict:
+    """A locked copy of the data config (its corpus's datasets added) with the datasets' weights.
+
+    Datasets named in `weights` get that weight; every other dataset is switched off (weight 0), so
+    `weights` is the whole mixture.
+
+    Raises:
+      ValueError naming a dataset of `weights` that the config does not have (and those it has).
+    """
+    resolved = with_corpus_datasets(c)
+    unknown = sorted(set(weights) - set(resolved.datasets))
+    if unknown:
+        raise ValueError(f"Unknown datasets {unknown}; the config has "
+                         f"{', '.join(sorted(resolved.datasets)) or 'none'} (data.datasets, data.corpus).")
+    for name, dataset in resolved.datasets.items():
+        dataset.weight = float(weights.get(name, 0.0))
+    resolved.lock()
+    return resolved
+
+
 def validate_data_config(c: ml_collections.ConfigDict) -> None:
     """Checks values the schema's types cannot; each error names the field."""
     if not any(d.weight > 0 for d in c.datasets.values()):

@@ -72,3 +72,19 @@ def test_a_missing_or_corrupt_manifest_is_named(tmp_path):
     (tmp_path / "manifest.json").write_text('{"name": "corpus"}')
     with pytest.raises(ValueError, match=f"{tmp_path / 'manifest.json'}: no \"datasets\" object"):
         corpus_datasets(tmp_path)
+
+
+def test_a_mixture_sets_its_weights_switches_the_other_datasets_off_and_names_unknown_ones():
+    from embeddinggemma.data.config import with_mixture_weights
+
+    c = data_config()
+    with c.unlocked():
+        c.datasets.code = dataset_config("code.jsonl", weight=2.0)
+        c.datasets.bitext = dataset_config("bitext.jsonl")
+    mixed = with_mixture_weights(c, {"bitext": 0.75})
+    assert (mixed.datasets.bitext.weight, mixed.datasets.code.weight) == (0.75, 0.0)
+    assert c.datasets.code.weight == 2.0  # a copy
+    with pytest.raises(AttributeError):
+        mixed.datasets.bitext.wieght = 1.0  # locked
+    with pytest.raises(ValueError, match=r"Unknown datasets \['nq'\]; the config has bitext, code"):
+        with_mixture_weights(c, {"nq": 1.0})

@@ -1,4 +1,5 @@
-"""Training-run fixtures: a small real corpus and a runner for `python -m embeddinggemma.train`."""
+"""Training-run fixtures: a runner for `python -m embeddinggemma.train` on the small real corpus
+(tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from embeddinggemma.data.corpus.build import build_corpus
-
 REPO = Path(__file__).resolve().parents[2]
 
 # A run small enough for a test: 8 examples a batch, short texts, checkpoints every 2 steps.
@@ -19,14 +18,6 @@ SMALL_RUN = ("--config.train.batch_size=8", "--config.train.max_query_length=24"
              "--config.train.max_document_length=32", "--config.optimizer.warmup_steps=2",
              "--config.checkpoint.every_steps=2", "--config.checkpoint.keep=10",
              "--config.eval.every_steps=4", "--config.eval.max_queries=16", "--config.eval.batch_size=16")
-
-
-@pytest.fixture(scope="session")
-def small_corpus(tmp_path_factory) -> Path:
-    """About 300 real training pairs over three datasets (the corpus builder, 120 pairs each)."""
-    out = tmp_path_factory.mktemp("corpus") / "corpus"
-    build_corpus(out, max_pairs=120)
-    return out
 
 
 def process_env(devices: int = 1) -> dict[str, str]:

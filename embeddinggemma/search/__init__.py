@@ -1,0 +1,1 @@
+"""The mixture search: flat-Dirichlet weights, the Optuna study and its trials, objectives, reports."""
