@@ -3,7 +3,10 @@
 Expected modules, in order: Transformer (Gemma 3, `model.safetensors` + `config.json`), Pooling,
 one or more bias-free identity-activation Dense layers, Normalize. An export of ours adds
 `embeddinggemma_export.json` with what the layout cannot state (the Matryoshka dims), and its
-`config_sentence_transformers.json` holds all its prompts, so it loads back exactly.
+`config_sentence_transformers.json` holds all its prompts, so it loads back exactly. Its tokenizer
+is `tokenizer.json` built from the SentencePiece model (checkpoint/hf_tokenizer.py), so that
+transformers tokenises any vocabulary, the tiny models' included, as this codebase does; a README.md
+model card states the Matryoshka dims and prompts.
 """
 
 from __future__ import annotations
@@ -20,6 +23,13 @@ from safetensors.numpy import save_file
 
 from embeddinggemma.atomic import atomic_directory, refuse_replacing
 from embeddinggemma.checkpoint.hf_gemma3 import transformer_from_hf, transformer_to_hf
+from embeddinggemma.checkpoint.hf_tokenizer import (
+    TokenizerConversionError,
+    build_tokenizer,
+    first_difference,
+    read_model_proto,
+    special_pieces,
+)
 from embeddinggemma.files import read_json, require_file
 from embeddinggemma.model.config import EmbedderConfig, TransformerConfig
 from embeddinggemma.prompts import DEFAULT_PROMPTS, load_prompts
@@ -202,6 +212,14 @@ def export_sentence_transformers(directory: str | Path, config: EmbedderConfig, 
     as_f32 = lambda w: np.ascontiguousarray(np.asarray(w, dtype=np.float32))  # noqa: E731
     weights = {k: as_f32(v) for k, v in transformer_to_hf(params["transformer"], t).items()}
     dense = _dense_weights(config, params)
+    hf_tokenizer = build_tokenizer(tokenizer_model)
+    difference = first_difference(hf_tokenizer, tokenizer_model)
+    if difference is not None:
+        text, expected, found = difference
+        raise TokenizerConversionError(
+            f"{tokenizer_model}: the Hugging Face tokenizer built from it gives {found} for {text!r}, "
+            f"SentencePiece {expected}; nothing was written.")
+    special = special_pieces(read_model_proto(tokenizer_model))
     with atomic_directory(directory, EXPORT_METADATA_FILE, WHAT) as partial:
         save_file(weights, str(partial / "model.safetensors"), metadata={"format": "pt"})
         _write_json(partial / "config.json", config.to_hf_config())
@@ -226,16 +244,54 @@ def export_sentence_transformers(directory: str | Path, config: EmbedderConfig, 
             for i, (kind, path) in enumerate(modules)])
         _write_json(partial / "config_sentence_transformers.json", {
             "model_type": "SentenceTransformer", "prompts": dict(prompts),
-            "default_prompt_name": None, "similarity_fn_name": "cosine"})
+            "default_prompt_name": None, "similarity_fn_name": "cosine",
+            "matryoshka_dims": list(config.matryoshka_dims)})
 
         shutil.copyfile(tokenizer_model, partial / "tokenizer.model")
+        hf_tokenizer.save(str(partial / "tokenizer.json"))
+        # Read as it is (not rebuilt around the vocabulary, as GemmaTokenizer would), and a text's
+        # own "<s>" or "<pad>" is spelt as characters, as SentencePiece spells it.
         _write_json(partial / "tokenizer_config.json", {
-            "tokenizer_class": "GemmaTokenizer", "add_bos_token": True, "add_eos_token": True,
-            "padding_side": "right", "model_max_length": t.max_length,
-            "bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>"})
+            "tokenizer_class": "PreTrainedTokenizerFast", "padding_side": "right",
+            "model_max_length": t.max_length, "split_special_tokens": True, **special})
+        _write_json(partial / "special_tokens_map.json", special)
+        (partial / "README.md").write_text(_model_card(config, prompts))
         _write_json(partial / EXPORT_METADATA_FILE, {
             "format_version": EXPORT_FORMAT_VERSION, "matryoshka_dims": list(config.matryoshka_dims)})
     return directory
+
+
+def _model_card(config: EmbedderConfig, prompts: Mapping[str, str]) -> str:
+    """README.md: what the directory holds, its Matryoshka dims and prompts, and how to load it."""
+    dims = ", ".join(str(d) for d in config.matryoshka_dims)
+    widths = " -> ".join(str(d) for d in (config.transformer.embed_dim, *config.projection_dims))
+    rows = "\n".join(f"| `{name}` | `{prompt!r}` |" for name, prompt in sorted(prompts.items()))
+    return f"""---
+library_name: sentence-transformers
+pipeline_tag: sentence-similarity
+tags: [sentence-transformers, sentence-similarity, feature-extraction, embeddinggemma]
+---
+
+# An EmbeddingGemma-style embedding model
+
+Exported by `python -m embeddinggemma.export`: a bidirectional Gemma 3 encoder
+({config.transformer.num_layers} layers, width {config.transformer.embed_dim}), {config.pooling} pooling,
+Dense {widths}, L2 normalisation.
+
+**Matryoshka dimensions**: {dims} (truncate, then re-normalise:
+`SentenceTransformer(path, truncate_dim={config.matryoshka_dims[-1]})`).
+
+```python
+from sentence_transformers import SentenceTransformer
+
+model = SentenceTransformer("path/to/this/directory")
+queries = model.encode(["Which planet is known as the Red Planet?"], prompt_name="query")
+```
+
+| prompt name | prompt |
+| --- | --- |
+{rows}
+"""
 
 
 def _dense_weights(config: EmbedderConfig, params: Mapping) -> list[np.ndarray]:
