@@ -22,7 +22,12 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from embeddinggemma.atomic import atomic_directory, refuse_replacing
-from embeddinggemma.checkpoint.hf_gemma3 import transformer_from_hf, transformer_to_hf
+from embeddinggemma.checkpoint.hf_gemma3 import (
+    check_hf_tensors,
+    transformer_leaf_from_hf,
+    transformer_paths,
+    transformer_to_hf,
+)
 from embeddinggemma.checkpoint.hf_tokenizer import (
     TokenizerConversionError,
     build_tokenizer,
@@ -57,6 +62,10 @@ class SafetensorsReader(Mapping[str, np.ndarray]):
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self._file.get_tensor(name)
+
+    def shape(self, name: str) -> list[int]:
+        """A tensor's shape, read from the header only."""
+        return self._file.get_slice(name).get_shape()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
@@ -132,6 +141,55 @@ def _dense_weight(path: Path) -> np.ndarray:
     return weight.T
 
 
+class SentenceTransformersReader:
+    """A sentence-transformers directory opened for reading one parameter at a time.
+
+    Opening parses and checks every file (modules, configs, tensor names and shapes) without
+    reading the transformer's weights; `read(path)` then reads one parameter of our tree.
+    """
+
+    def __init__(self, model_dir: str | Path, **config_overrides: Any):
+        model_dir = Path(model_dir)
+        if not model_dir.is_dir():
+            raise FileNotFoundError(f"Checkpoint directory not found: {model_dir}")
+        modules = _read_json(model_dir / "modules.json")
+        kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        if kinds[:2] != ["Transformer", "Pooling"] or kinds[-1] != "Normalize" or \
+                any(k != "Dense" for k in kinds[2:-1]):
+            raise ValueError(f"{model_dir / 'modules.json'}: expected Transformer, Pooling, Dense..., "
+                             f"Normalize; found {kinds}.")
+        transformer_dir = model_dir / modules[0]["path"]
+        transformer = TransformerConfig.from_hf_config(_encoder_hf_config(transformer_dir / "config.json"))
+        pooling = _pooling_mode(model_dir / modules[1]["path"])
+        self.dense = [_dense_weight(model_dir / m["path"]) for m in modules[2:-1]]
+        self.weights = SafetensorsReader(_require(transformer_dir / "model.safetensors"))
+        check_hf_tensors(self.weights, transformer, source=str(self.weights.path))
+        width = transformer.embed_dim
+        for i, w in enumerate(self.dense):
+            if w.shape[0] != width:
+                raise ValueError(f"{model_dir / modules[2 + i]['path']}: Dense input width {w.shape[0]} "
+                                 f"does not match the previous width {width}.")
+            width = w.shape[1]
+        dims = tuple(w.shape[1] for w in self.dense)
+        config = EmbedderConfig(transformer=transformer, projection_dims=dims, pooling=pooling,
+                                matryoshka_dims=_matryoshka_dims(model_dir, width))
+        self.config = config.replace(**config_overrides)
+        # What the parameters are read from (their content hash identifies the model).
+        self.files = [self.weights.path] + [model_dir / m["path"] / "model.safetensors"
+                                            for m in modules[2:-1]]
+
+    def paths(self) -> list[tuple[str, ...]]:
+        """Every parameter's path in our tree, e.g. ("transformer", "layers", "attn", "query")."""
+        return ([("transformer",) + p for p in transformer_paths(self.config.transformer)]
+                + [(f"projection_{i}",) for i in range(len(self.dense))])
+
+    def read(self, path: tuple[str, ...]) -> np.ndarray:
+        """One parameter (a path of `paths()`) in our layout."""
+        if path[0] == "transformer":
+            return transformer_leaf_from_hf(self.weights, self.config.transformer, path[1:])
+        return self.dense[int(path[0].removeprefix("projection_"))]
+
+
 def load_sentence_transformers(model_dir: str | Path, **config_overrides: Any
                                ) -> tuple[EmbedderConfig, dict]:
     """Reads a sentence-transformers directory into (config, numpy parameter tree).
@@ -139,35 +197,19 @@ def load_sentence_transformers(model_dir: str | Path, **config_overrides: Any
     `config_overrides` change architecture fields such as `pooling` (dtypes are run-time
     settings: `RuntimeConfig`).
     """
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise FileNotFoundError(f"Checkpoint directory not found: {model_dir}")
-    modules = _read_json(model_dir / "modules.json")
-    kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
-    if kinds[:2] != ["Transformer", "Pooling"] or kinds[-1] != "Normalize" or \
-            any(k != "Dense" for k in kinds[2:-1]):
-        raise ValueError(f"{model_dir / 'modules.json'}: expected Transformer, Pooling, Dense..., "
-                         f"Normalize; found {kinds}.")
-    transformer_dir = model_dir / modules[0]["path"]
-    transformer = TransformerConfig.from_hf_config(_encoder_hf_config(transformer_dir / "config.json"))
-    pooling = _pooling_mode(model_dir / modules[1]["path"])
-    dense = [_dense_weight(model_dir / m["path"]) for m in modules[2:-1]]
+    reader = SentenceTransformersReader(model_dir, **config_overrides)
+    params: dict = {}
+    for path in reader.paths():
+        tree = params
+        for key in path[:-1]:
+            tree = tree.setdefault(key, {})
+        tree[path[-1]] = reader.read(path)
+    return reader.config, params
 
-    weights = SafetensorsReader(_require(transformer_dir / "model.safetensors"))
-    params: dict = {"transformer": transformer_from_hf(weights, transformer,
-                                                       source=str(weights.path))}
-    width = transformer.embed_dim
-    for i, w in enumerate(dense):
-        if w.shape[0] != width:
-            raise ValueError(f"{model_dir / modules[2 + i]['path']}: Dense input width {w.shape[0]} "
-                             f"does not match the previous width {width}.")
-        params[f"projection_{i}"] = w
-        width = w.shape[1]
-    dims = tuple(w.shape[1] for w in dense)
-    matryoshka = _matryoshka_dims(model_dir, width)
-    config = EmbedderConfig(transformer=transformer, projection_dims=dims, pooling=pooling,
-                            matryoshka_dims=matryoshka)
-    return config.replace(**config_overrides), params
+
+def sentence_transformers_config(model_dir: str | Path) -> EmbedderConfig:
+    """The architecture of a sentence-transformers directory, its files checked, no weights read."""
+    return SentenceTransformersReader(model_dir).config
 
 
 def _matryoshka_dims(model_dir: Path, width: int) -> tuple[int, ...]:
