@@ -100,7 +100,8 @@ def orbax_leaf_shapes(tree_dir: str | Path) -> dict[tuple[str, ...], tuple[int, 
         raise FileNotFoundError(f"Checkpoint parameters not found: {tree_dir}")
     tree = ocp.PyTreeCheckpointer().metadata(tree_dir).item_metadata.tree
     flat = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: hasattr(x, "shape"))[0]
-    return {tuple(k.key for k in path): tuple(leaf.shape) for path, leaf in flat}
+    return {tuple(str(getattr(k, "key", getattr(k, "idx", k))) for k in path): tuple(leaf.shape)
+            for path, leaf in flat}
 
 
 def read_orbax_leaf(tree_dir: str | Path, path: tuple[str, ...]) -> np.ndarray:
