@@ -12,7 +12,9 @@ import pytest
 from embeddinggemma import Embedder
 from embeddinggemma.checkpoint.loading import load_checkpoint
 from embeddinggemma.checkpoint.orbax_io import save_orbax
-from embeddinggemma.export import FORMATS, main
+from embeddinggemma.export import FORMATS, export, main
+from embeddinggemma.tokenizer import Tokenizer as SentencePieceTokenizer
+from tests.souping.conftest import perturbed
 
 PROMPTS = {"query": "task: search result | query: ", "document": "title: none | text: "}
 
@@ -82,12 +84,18 @@ def test_a_refused_export_leaves_nothing(tmp_path, tiny_config, tiny_params, tin
     assert "not found" in capsys.readouterr().err
 
 
-def test_sentence_transformers_embeds_the_tiny_export_as_we_do(orbax_dir, tmp_path):
+def test_sentence_transformers_embeds_an_exported_soup_as_we_do(tmp_path, tiny_config, tiny_params,
+                                                                 tiny_tokenizer_path):
     SentenceTransformer = pytest.importorskip("sentence_transformers").SentenceTransformer
+    from embeddinggemma.soup import main as soup
+
+    ingredients = [save_orbax(tmp_path / f"ingredient{seed}", tiny_config, perturbed(tiny_params, seed),
+                              tiny_tokenizer_path, PROMPTS) for seed in (1, 2)]
+    assert soup(["--checkpoints", *map(str, ingredients), "--out", str(tmp_path / "soup")]) == 0
     out = tmp_path / "st"
-    assert main(["--checkpoint", str(orbax_dir), "--out", str(out)]) == 0
+    assert main(["--checkpoint", str(tmp_path / "soup"), "--out", str(out)]) == 0
     model = SentenceTransformer(str(out), device="cpu", local_files_only=True)
-    ours = Embedder.load(orbax_dir)
+    ours = Embedder.load(tmp_path / "soup")
     texts = catalog_texts(2000) + ["an HTML <s>strike</s> and a <pad> in the text", ""]
     features = model.preprocess(texts)
     ids = [row[mask.bool()].tolist()
@@ -99,3 +107,24 @@ def test_sentence_transformers_embeds_the_tiny_export_as_we_do(orbax_dir, tmp_pa
     assert cosine.min() >= 0.99999, some[int(np.argmin(cosine))]
     assert model.prompts == PROMPTS
     assert (out / "README.md").read_text().count("64, 32, 16") == 1
+
+
+@pytest.mark.release
+def test_exporting_the_release_reproduces_its_tensors_and_imports_back(release_dir, tmp_path):
+    from safetensors import safe_open
+    from tokenizers import Tokenizer
+
+    out = export(release_dir, tmp_path / "st")
+    for name in ("model.safetensors", "2_Dense/model.safetensors", "3_Dense/model.safetensors"):
+        with safe_open(release_dir / name, "numpy") as original, safe_open(out / name, "numpy") as ours:
+            assert sorted(ours.keys()) == sorted(original.keys()), name
+            for key in original.keys():
+                a, b = original.get_tensor(key), ours.get_tensor(key)
+                assert a.dtype == b.dtype and np.array_equal(a, b), (name, key)
+    imported, release = load_checkpoint(out), load_checkpoint(release_dir)
+    assert imported.config == release.config and imported.prompts == release.prompts
+    _same_params(imported.params, release.params)
+    # The exported tokenizer.json gives SentencePiece's ids on real text in many scripts.
+    texts = catalog_texts(2000)
+    ids = [e.ids for e in Tokenizer.from_file(str(out / "tokenizer.json")).encode_batch(texts)]
+    assert ids == SentencePieceTokenizer(release_dir / "tokenizer.model").encode(texts, max_length=1 << 20)

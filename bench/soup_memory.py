@@ -1,0 +1,73 @@
+"""Peak memory of `python -m embeddinggemma.soup` on three 300m checkpoints, against one model's size.
+
+    .venv/bin/python bench/soup_memory.py [--workdir DIR]
+
+The ingredients are the released checkpoint (sentence-transformers) and two perturbed copies of it
+saved as Orbax checkpoints, made in a fresh temporary directory (under --workdir) that is deleted
+at the end. The soup runs in a subprocess; its peak resident set size comes from
+`getrusage(RUSAGE_CHILDREN)`. Writes bench/results/soup_memory_<time>.json and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def main() -> int:
+    from embeddinggemma.checkpoint.loading import load_checkpoint
+    from embeddinggemma.checkpoint.orbax_io import save_orbax
+    from embeddinggemma.fetch import fetch_release
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
+    args = parser.parse_args()
+    release = fetch_release()
+    work = Path(tempfile.mkdtemp(prefix="soup-memory-", dir=args.workdir))
+    try:
+        ckpt = load_checkpoint(release)
+        model_bytes = sum(np.asarray(x, np.float32).nbytes for x in jax.tree.leaves(ckpt.params))
+        copies = []
+        for seed in (1, 2):
+            rng = np.random.default_rng(seed)
+            params = jax.tree.map(lambda x, r=rng: np.asarray(x, np.float32)
+                                  + r.normal(0, 1e-3, np.shape(x)).astype(np.float32), ckpt.params)
+            copies.append(save_orbax(work / f"copy{seed}", ckpt.config, params, ckpt.tokenizer_path,
+                                     ckpt.prompts))
+            del params
+        del ckpt
+        command = [sys.executable, "-m", "embeddinggemma.soup", "--checkpoints", str(release),
+                   *[str(c) for c in copies], "--out", str(work / "soup")]
+        started = time.perf_counter()
+        result = subprocess.run(command, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+        if result.returncode != 0:
+            print(result.stderr[-3000:], file=sys.stderr)
+            return 1
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # kB on Linux
+        report = {"ingredients": 3, "model_bytes_float32": model_bytes, "peak_rss_bytes": peak,
+                  "peak_over_model": peak / model_bytes, "seconds": round(seconds, 1),
+                  "command": "python -m embeddinggemma.soup --checkpoints RELEASE COPY1 COPY2 --out SOUP"}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"soup_memory_{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
