@@ -5,14 +5,14 @@
 The ingredients are the released checkpoint (sentence-transformers) and two perturbed copies of it
 saved as Orbax checkpoints, made in a fresh temporary directory (under --workdir) that is deleted
 at the end. The soup runs in a subprocess; its peak resident set size comes from
-`getrusage(RUSAGE_CHILDREN)`. Writes bench/results/soup_memory_<time>.json and prints it.
+`os.wait4`. Writes bench/results/soup_memory_<time>.json and prints it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import shutil
 import subprocess
 import sys
@@ -48,18 +48,31 @@ def main() -> int:
                                      ckpt.prompts))
             del params
         del ckpt
-        command = [sys.executable, "-m", "embeddinggemma.soup", "--checkpoints", str(release),
-                   *[str(c) for c in copies], "--out", str(work / "soup")]
-        started = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, text=True)
-        seconds = time.perf_counter() - started
-        if result.returncode != 0:
-            print(result.stderr[-3000:], file=sys.stderr)
-            return 1
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # kB on Linux
-        report = {"ingredients": 3, "model_bytes_float32": model_bytes, "peak_rss_bytes": peak,
-                  "peak_over_model": peak / model_bytes, "seconds": round(seconds, 1),
+        names = [str(release), *[str(c) for c in copies]]
+        # The averaging alone (no Orbax write), then the whole command; each in a fresh process.
+        average_only = ("import sys; from embeddinggemma.souping.ingredients import open_ingredient; "
+                        "from embeddinggemma.souping.mix import weighted_sum; "
+                        "i = [open_ingredient(n) for n in sys.argv[1:]]; "
+                        "weighted_sum(i, [1 / len(i)] * len(i))")
+        report = {"ingredients": 3, "model_bytes_float32": model_bytes,
                   "command": "python -m embeddinggemma.soup --checkpoints RELEASE COPY1 COPY2 --out SOUP"}
+        for label, command in (
+                ("average_only", [sys.executable, "-c", average_only, *names]),
+                ("soup_command", [sys.executable, "-m", "embeddinggemma.soup", "--checkpoints", *names,
+                                  "--out", str(work / "soup")])):
+            started = time.perf_counter()
+            with tempfile.TemporaryFile("w+") as errors:
+                child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+                _, status, usage = os.wait4(child.pid, 0)  # this child's own peak
+                child.returncode = os.waitstatus_to_exitcode(status)
+                if child.returncode != 0:
+                    errors.seek(0)
+                    print(errors.read()[-3000:], file=sys.stderr)
+                    return 1
+            seconds = time.perf_counter() - started
+            peak = usage.ru_maxrss * 1024  # kB on Linux
+            report[label] = {"peak_rss_bytes": peak, "peak_over_model": round(peak / model_bytes, 2),
+                             "seconds": round(seconds, 1)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)

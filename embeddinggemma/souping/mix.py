@@ -99,7 +99,12 @@ def weighted_sum(ingredients: Sequence[Ingredient], weights: Sequence[float],
     for path in tqdm(paths, desc="soup", unit="param", disable=not progress):
         total = np.zeros(ingredients[0].shapes[path], np.float32)
         for ingredient, weight in zip(ingredients, weights, strict=True):
-            total += np.float32(weight) * np.asarray(ingredient.read(path), np.float32)
+            value = np.asarray(ingredient.read(path), np.float32)
+            if not value.flags.writeable:  # a read-only buffer (safetensors); a fresh array is scaled as is
+                value = value.copy()
+            value *= np.float32(weight)  # in place: no second array as large as this one
+            total += value
+            del value
         out[path] = total
     return out
 
