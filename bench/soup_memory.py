@@ -5,14 +5,13 @@
 The ingredients are the released checkpoint (sentence-transformers) and two perturbed copies of it
 saved as Orbax checkpoints, made in a fresh temporary directory (under --workdir) that is deleted
 at the end. The soup runs in a subprocess; its peak resident set size comes from
-`os.wait4`. Writes bench/results/soup_memory_<time>.json and prints it.
+GNU time (`/usr/bin/time -f %M`). Writes bench/results/soup_memory_<time>.json and prints it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -61,16 +60,16 @@ def main() -> int:
                 ("soup_command", [sys.executable, "-m", "embeddinggemma.soup", "--checkpoints", *names,
                                   "--out", str(work / "soup")])):
             started = time.perf_counter()
-            with tempfile.TemporaryFile("w+") as errors:
-                child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
-                _, status, usage = os.wait4(child.pid, 0)  # this child's own peak
-                child.returncode = os.waitstatus_to_exitcode(status)
-                if child.returncode != 0:
-                    errors.seek(0)
-                    print(errors.read()[-3000:], file=sys.stderr)
-                    return 1
+            # GNU time forks the command from its own small process: a child forked from this one
+            # would count this process's memory in its peak (Linux keeps the pre-exec high-water mark).
+            peak_file = work / f"{label}.maxrss"
+            result = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(peak_file), *command],
+                                    capture_output=True, text=True)
+            if result.returncode != 0:
+                print(result.stderr[-3000:], file=sys.stderr)
+                return 1
             seconds = time.perf_counter() - started
-            peak = usage.ru_maxrss * 1024  # kB on Linux
+            peak = int(peak_file.read_text().split()[-1]) * 1024  # kB
             report[label] = {"peak_rss_bytes": peak, "peak_over_model": round(peak / model_bytes, 2),
                              "seconds": round(seconds, 1)}
     finally:
