@@ -16,6 +16,7 @@ RUNTIME = [
     "ml_collections>=1.1.0",
     "tensorflow-datasets>=4.9.10",
     "safetensors>=0.8.0",
+    "tokenizers>=0.23.3",  # the tokenizer.json of a sentence-transformers export
     "numpy>=2.0",
     "tqdm>=4.66",
     "absl-py>=2.0",

@@ -83,6 +83,56 @@ def _entries(config: TransformerConfig) -> Iterator[tuple[str, tuple[str, ...], 
         for hf, path in _LAYER_TENSORS:
             yield f"layers.{i}.{hf}", path, i
 
+def _shape_of(tensors: Mapping[str, Array], name: str) -> tuple[int, ...]:
+    """A tensor's shape, without reading it when the mapping can say (SafetensorsReader.shape)."""
+    shape = getattr(tensors, "shape", None)
+    return tuple(shape(name)) if callable(shape) else tuple(np.shape(tensors[name]))
+
+
+def check_hf_tensors(tensors: Mapping[str, Array], config: TransformerConfig, prefix: str = "",
+                     source: str = "checkpoint") -> None:
+    """Checks the names and shapes of Hugging Face Gemma 3 tensors against `config`, reading no data
+    where the mapping can give shapes alone.
+
+    Raises:
+      ValueError naming every missing, unexpected and mis-shaped tensor.
+    """
+    names = {n[len(prefix):]: n for n in tensors if n.startswith(prefix)}
+    layouts = _layer_layouts(config)
+    problems, expected_names = [], set()
+    for hf, path, _ in _entries(config):
+        expected_names.add(hf)
+        if hf not in names:
+            problems.append(f"missing tensor {prefix}{hf}")
+            continue
+        shape, want = _shape_of(tensors, names[hf]), _hf_shape(layouts[path])
+        if shape != want:
+            problems.append(f"tensor {prefix}{hf} has shape {list(shape)}, expected {list(want)}")
+    problems += [f"unexpected tensor {names[n]}" for n in sorted(set(names) - expected_names)]
+    problems += [f"unexpected tensor {n}" for n in sorted(set(tensors) - set(names.values()))]
+    if problems:
+        raise ValueError(f"{source} does not match the model config:\n  " + "\n  ".join(problems))
+
+
+def transformer_paths(config: TransformerConfig) -> list[tuple[str, ...]]:
+    """The paths (under `transformer`) of every parameter, scanned layers' stacked ones included."""
+    return [path for _, path in _GLOBAL_TENSORS] + [("layers",) + path for _, path in _LAYER_TENSORS]
+
+
+def transformer_leaf_from_hf(tensors: Mapping[str, Array], config: TransformerConfig,
+                             path: tuple[str, ...], prefix: str = "") -> Array:
+    """One parameter of the `transformer` tree (a path of `transformer_paths`), read from the
+    Hugging Face tensors that make it: one tensor, or one per layer, stacked. Check the tensors
+    with `check_hf_tensors` first."""
+    layouts = _layer_layouts(config)
+    if path[0] != "layers":
+        hf = dict((ours, name) for name, ours in _GLOBAL_TENSORS)[path]
+        return _to_ours(layouts[path], np.asarray(tensors[prefix + hf]))
+    hf = dict((ours, name) for name, ours in _LAYER_TENSORS)[path[1:]]
+    return np.stack([_to_ours(layouts[path[1:]], np.asarray(tensors[f"{prefix}layers.{i}.{hf}"]))
+                     for i in range(config.num_layers)])
+
+
 def transformer_from_hf(tensors: Mapping[str, Array], config: TransformerConfig,
                         prefix: str = "", source: str = "checkpoint") -> dict:
     """Builds the `transformer` parameter tree from Hugging Face Gemma 3 tensors.
@@ -96,33 +146,12 @@ def transformer_from_hf(tensors: Mapping[str, Array], config: TransformerConfig,
     Raises:
       ValueError naming every missing, unexpected and mis-shaped tensor.
     """
-    names = {n[len(prefix):]: n for n in tensors if n.startswith(prefix)}
-    layouts = _layer_layouts(config)
-    problems, flat = [], {}
-    expected_names = set()
-    for hf, path, _ in _entries(config):
-        expected_names.add(hf)
-        if hf not in names:
-            problems.append(f"missing tensor {prefix}{hf}")
-            continue
-        w = np.asarray(tensors[names[hf]])
-        want = _hf_shape(layouts[path])
-        if w.shape != want:
-            problems.append(f"tensor {prefix}{hf} has shape {list(w.shape)}, expected {list(want)}")
-            continue
-        flat[hf] = _to_ours(layouts[path], w)
-    problems += [f"unexpected tensor {names[n]}" for n in sorted(set(names) - expected_names)]
-    problems += [f"unexpected tensor {n}" for n in sorted(set(tensors) - set(names.values()))]
-    if problems:
-        raise ValueError(f"{source} does not match the model config:\n  " + "\n  ".join(problems))
-
+    check_hf_tensors(tensors, config, prefix, source)
     params: dict = {}
-    for hf, path in _GLOBAL_TENSORS:
-        _set(params, path, flat[hf])
-    for hf, path in _LAYER_TENSORS:
-        stacked = np.stack([flat[f"layers.{i}.{hf}"] for i in range(config.num_layers)])
-        _set(params, ("layers",) + path, stacked)
+    for path in transformer_paths(config):
+        _set(params, path, transformer_leaf_from_hf(tensors, config, path, prefix))
     return params
+
 
 def transformer_to_hf(params: Mapping, config: TransformerConfig) -> dict[str, Array]:
     """The inverse of `transformer_from_hf`: Hugging Face names -> numpy arrays."""

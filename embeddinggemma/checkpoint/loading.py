@@ -16,6 +16,7 @@ from embeddinggemma.checkpoint.sentence_transformers import (
     is_sentence_transformers_dir,
     load_prompts_of,
     load_sentence_transformers,
+    sentence_transformers_config,
 )
 from embeddinggemma.files import read_json
 from embeddinggemma.model.config import EmbedderConfig
@@ -31,25 +32,47 @@ class LoadedCheckpoint:
 
 def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     """Reads an Orbax checkpoint written by this codebase or a sentence-transformers directory."""
-    path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"Checkpoint directory not found: {path}")
+    path = _checkpoint_dir(path)
     if is_orbax_dir(path):
         config, prompts = read_orbax_metadata(path)
         params = load_orbax_params(path)
-    elif is_sentence_transformers_dir(path):
+    else:
         config, params = load_sentence_transformers(path)
         prompts = load_prompts_of(path)
-    elif is_hugging_face_dir(path):
-        raise ValueError(_not_an_embedder(path))
+    return LoadedCheckpoint(config, params, _tokenizer_of(path), prompts)
+
+
+def read_checkpoint_metadata(path: str | Path) -> tuple[EmbedderConfig, Path, dict[str, str]]:
+    """(config, tokenizer path, prompts) of a checkpoint directory, without reading its parameters
+    (a sentence-transformers directory's are checked by name and shape only)."""
+    path = _checkpoint_dir(path)
+    if is_orbax_dir(path):
+        config, prompts = read_orbax_metadata(path)
     else:
-        raise FileNotFoundError(
-            f"{path} is neither an Orbax checkpoint ({METADATA_FILE} missing) nor a "
-            "sentence-transformers directory (modules.json missing).")
+        config = sentence_transformers_config(path)
+        prompts = load_prompts_of(path)
+    return config, _tokenizer_of(path), prompts
+
+
+def _checkpoint_dir(path: str | Path) -> Path:
+    """`path`, if it is an Orbax checkpoint or a sentence-transformers directory."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"Checkpoint directory not found: {path}")
+    if is_orbax_dir(path) or is_sentence_transformers_dir(path):
+        return path
+    if is_hugging_face_dir(path):
+        raise ValueError(_not_an_embedder(path))
+    raise FileNotFoundError(
+        f"{path} is neither an Orbax checkpoint ({METADATA_FILE} missing) nor a "
+        "sentence-transformers directory (modules.json missing).")
+
+
+def _tokenizer_of(path: Path) -> Path:
     tokenizer_path = path / "tokenizer.model"
     if not tokenizer_path.is_file():
         raise FileNotFoundError(f"Checkpoint file not found: {tokenizer_path}")
-    return LoadedCheckpoint(config, params, tokenizer_path, prompts)
+    return tokenizer_path
 
 
 def _not_an_embedder(path: Path) -> str:

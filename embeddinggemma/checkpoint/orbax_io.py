@@ -30,11 +30,14 @@ def is_orbax_dir(path: str | Path) -> bool:
 
 
 def save_orbax(directory: str | Path, config: EmbedderConfig, params: Mapping,
-               tokenizer_model: str | Path, prompts: Mapping[str, str], overwrite: bool = False) -> Path:
+               tokenizer_model: str | Path, prompts: Mapping[str, str], overwrite: bool = False,
+               extra_files: Mapping[str, str] | None = None) -> Path:
     """Writes parameters, config, prompts and tokenizer into `directory`, atomically.
 
     `directory` must be absent, empty, or (with `overwrite=True`) an Orbax checkpoint, which is
     replaced; a directory holding anything else is refused untouched (NotOurDirectoryError).
+    `extra_files` (name -> text, e.g. a soup's manifest) are written beside them, in the same
+    atomic step.
     """
     directory = Path(directory).expanduser().absolute()
     if not overwrite:
@@ -45,6 +48,8 @@ def save_orbax(directory: str | Path, config: EmbedderConfig, params: Mapping,
         checkpointer.save(partial / "params", jax.tree.map(np.asarray, dict(params)))
         checkpointer.wait_until_finished()
         write_orbax_metadata(partial, config, tokenizer_model, prompts)
+        for name, text in (extra_files or {}).items():
+            (partial / name).write_text(text)
     return directory
 
 
@@ -85,3 +90,32 @@ def load_orbax_params(directory: str | Path) -> dict:
     if not path.is_dir():
         raise FileNotFoundError(f"Checkpoint parameters not found: {path}")
     return ocp.StandardCheckpointer().restore(path)
+
+
+def orbax_leaf_shapes(tree_dir: str | Path) -> dict[tuple[str, ...], tuple[int, ...]]:
+    """Path -> shape of every array of an Orbax PyTree checkpoint directory (e.g. `DIR/params`),
+    read from its metadata alone."""
+    tree_dir = Path(tree_dir).absolute()
+    if not tree_dir.is_dir():
+        raise FileNotFoundError(f"Checkpoint parameters not found: {tree_dir}")
+    tree = ocp.PyTreeCheckpointer().metadata(tree_dir).item_metadata.tree
+    flat = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: hasattr(x, "shape"))[0]
+    return {tuple(str(getattr(k, "key", getattr(k, "idx", k))) for k in path): tuple(leaf.shape)
+            for path, leaf in flat}
+
+
+def read_orbax_leaf(tree_dir: str | Path, path: tuple[str, ...]) -> np.ndarray:
+    """One array of an Orbax PyTree checkpoint directory (a path of `orbax_leaf_shapes`), restored
+    alone: nothing else of the checkpoint is read."""
+    item: dict = {}
+    restore_args: dict = {}
+    node, args = item, restore_args
+    for key in path[:-1]:
+        node, args = node.setdefault(key, {}), args.setdefault(key, {})
+    node[path[-1]] = 0
+    args[path[-1]] = ocp.RestoreArgs(restore_type=np.ndarray)
+    restored = ocp.PyTreeCheckpointer().restore(Path(tree_dir).absolute(), args=ocp.args.PyTreeRestore(
+        item=item, restore_args=restore_args, partial_restore=True))
+    for key in path:
+        restored = restored[key]
+    return np.asarray(restored)

@@ -3,7 +3,10 @@
 Expected modules, in order: Transformer (Gemma 3, `model.safetensors` + `config.json`), Pooling,
 one or more bias-free identity-activation Dense layers, Normalize. An export of ours adds
 `embeddinggemma_export.json` with what the layout cannot state (the Matryoshka dims), and its
-`config_sentence_transformers.json` holds all its prompts, so it loads back exactly.
+`config_sentence_transformers.json` holds all its prompts, so it loads back exactly. Its tokenizer
+is `tokenizer.json` built from the SentencePiece model (checkpoint/hf_tokenizer.py), so that
+transformers tokenises any vocabulary, the tiny models' included, as this codebase does; a README.md
+model card states the Matryoshka dims and prompts.
 """
 
 from __future__ import annotations
@@ -19,7 +22,19 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from embeddinggemma.atomic import atomic_directory, refuse_replacing
-from embeddinggemma.checkpoint.hf_gemma3 import transformer_from_hf, transformer_to_hf
+from embeddinggemma.checkpoint.hf_gemma3 import (
+    check_hf_tensors,
+    transformer_leaf_from_hf,
+    transformer_paths,
+    transformer_to_hf,
+)
+from embeddinggemma.checkpoint.hf_tokenizer import (
+    TokenizerConversionError,
+    build_tokenizer,
+    first_difference,
+    read_model_proto,
+    special_pieces,
+)
 from embeddinggemma.files import read_json, require_file
 from embeddinggemma.model.config import EmbedderConfig, TransformerConfig
 from embeddinggemma.prompts import DEFAULT_PROMPTS, load_prompts
@@ -47,6 +62,10 @@ class SafetensorsReader(Mapping[str, np.ndarray]):
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self._file.get_tensor(name)
+
+    def shape(self, name: str) -> list[int]:
+        """A tensor's shape, read from the header only."""
+        return self._file.get_slice(name).get_shape()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
@@ -122,6 +141,55 @@ def _dense_weight(path: Path) -> np.ndarray:
     return weight.T
 
 
+class SentenceTransformersReader:
+    """A sentence-transformers directory opened for reading one parameter at a time.
+
+    Opening parses and checks every file (modules, configs, tensor names and shapes) without
+    reading the transformer's weights; `read(path)` then reads one parameter of our tree.
+    """
+
+    def __init__(self, model_dir: str | Path, **config_overrides: Any):
+        model_dir = Path(model_dir)
+        if not model_dir.is_dir():
+            raise FileNotFoundError(f"Checkpoint directory not found: {model_dir}")
+        modules = _read_json(model_dir / "modules.json")
+        kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        if kinds[:2] != ["Transformer", "Pooling"] or kinds[-1] != "Normalize" or \
+                any(k != "Dense" for k in kinds[2:-1]):
+            raise ValueError(f"{model_dir / 'modules.json'}: expected Transformer, Pooling, Dense..., "
+                             f"Normalize; found {kinds}.")
+        transformer_dir = model_dir / modules[0]["path"]
+        transformer = TransformerConfig.from_hf_config(_encoder_hf_config(transformer_dir / "config.json"))
+        pooling = _pooling_mode(model_dir / modules[1]["path"])
+        self.dense = [_dense_weight(model_dir / m["path"]) for m in modules[2:-1]]
+        self.weights = SafetensorsReader(_require(transformer_dir / "model.safetensors"))
+        check_hf_tensors(self.weights, transformer, source=str(self.weights.path))
+        width = transformer.embed_dim
+        for i, w in enumerate(self.dense):
+            if w.shape[0] != width:
+                raise ValueError(f"{model_dir / modules[2 + i]['path']}: Dense input width {w.shape[0]} "
+                                 f"does not match the previous width {width}.")
+            width = w.shape[1]
+        dims = tuple(w.shape[1] for w in self.dense)
+        config = EmbedderConfig(transformer=transformer, projection_dims=dims, pooling=pooling,
+                                matryoshka_dims=_matryoshka_dims(model_dir, width))
+        self.config = config.replace(**config_overrides)
+        # What the parameters are read from (their content hash identifies the model).
+        self.files = [self.weights.path] + [model_dir / m["path"] / "model.safetensors"
+                                            for m in modules[2:-1]]
+
+    def paths(self) -> list[tuple[str, ...]]:
+        """Every parameter's path in our tree, e.g. ("transformer", "layers", "attn", "query")."""
+        return ([("transformer",) + p for p in transformer_paths(self.config.transformer)]
+                + [(f"projection_{i}",) for i in range(len(self.dense))])
+
+    def read(self, path: tuple[str, ...]) -> np.ndarray:
+        """One parameter (a path of `paths()`) in our layout."""
+        if path[0] == "transformer":
+            return transformer_leaf_from_hf(self.weights, self.config.transformer, path[1:])
+        return self.dense[int(path[0].removeprefix("projection_"))]
+
+
 def load_sentence_transformers(model_dir: str | Path, **config_overrides: Any
                                ) -> tuple[EmbedderConfig, dict]:
     """Reads a sentence-transformers directory into (config, numpy parameter tree).
@@ -129,35 +197,19 @@ def load_sentence_transformers(model_dir: str | Path, **config_overrides: Any
     `config_overrides` change architecture fields such as `pooling` (dtypes are run-time
     settings: `RuntimeConfig`).
     """
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise FileNotFoundError(f"Checkpoint directory not found: {model_dir}")
-    modules = _read_json(model_dir / "modules.json")
-    kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
-    if kinds[:2] != ["Transformer", "Pooling"] or kinds[-1] != "Normalize" or \
-            any(k != "Dense" for k in kinds[2:-1]):
-        raise ValueError(f"{model_dir / 'modules.json'}: expected Transformer, Pooling, Dense..., "
-                         f"Normalize; found {kinds}.")
-    transformer_dir = model_dir / modules[0]["path"]
-    transformer = TransformerConfig.from_hf_config(_encoder_hf_config(transformer_dir / "config.json"))
-    pooling = _pooling_mode(model_dir / modules[1]["path"])
-    dense = [_dense_weight(model_dir / m["path"]) for m in modules[2:-1]]
+    reader = SentenceTransformersReader(model_dir, **config_overrides)
+    params: dict = {}
+    for path in reader.paths():
+        tree = params
+        for key in path[:-1]:
+            tree = tree.setdefault(key, {})
+        tree[path[-1]] = reader.read(path)
+    return reader.config, params
 
-    weights = SafetensorsReader(_require(transformer_dir / "model.safetensors"))
-    params: dict = {"transformer": transformer_from_hf(weights, transformer,
-                                                       source=str(weights.path))}
-    width = transformer.embed_dim
-    for i, w in enumerate(dense):
-        if w.shape[0] != width:
-            raise ValueError(f"{model_dir / modules[2 + i]['path']}: Dense input width {w.shape[0]} "
-                             f"does not match the previous width {width}.")
-        params[f"projection_{i}"] = w
-        width = w.shape[1]
-    dims = tuple(w.shape[1] for w in dense)
-    matryoshka = _matryoshka_dims(model_dir, width)
-    config = EmbedderConfig(transformer=transformer, projection_dims=dims, pooling=pooling,
-                            matryoshka_dims=matryoshka)
-    return config.replace(**config_overrides), params
+
+def sentence_transformers_config(model_dir: str | Path) -> EmbedderConfig:
+    """The architecture of a sentence-transformers directory, its files checked, no weights read."""
+    return SentenceTransformersReader(model_dir).config
 
 
 def _matryoshka_dims(model_dir: Path, width: int) -> tuple[int, ...]:
@@ -202,6 +254,14 @@ def export_sentence_transformers(directory: str | Path, config: EmbedderConfig, 
     as_f32 = lambda w: np.ascontiguousarray(np.asarray(w, dtype=np.float32))  # noqa: E731
     weights = {k: as_f32(v) for k, v in transformer_to_hf(params["transformer"], t).items()}
     dense = _dense_weights(config, params)
+    hf_tokenizer = build_tokenizer(tokenizer_model)
+    difference = first_difference(hf_tokenizer, tokenizer_model)
+    if difference is not None:
+        text, expected, found = difference
+        raise TokenizerConversionError(
+            f"{tokenizer_model}: the Hugging Face tokenizer built from it gives {found} for {text!r}, "
+            f"SentencePiece {expected}; nothing was written.")
+    special = special_pieces(read_model_proto(tokenizer_model))
     with atomic_directory(directory, EXPORT_METADATA_FILE, WHAT) as partial:
         save_file(weights, str(partial / "model.safetensors"), metadata={"format": "pt"})
         _write_json(partial / "config.json", config.to_hf_config())
@@ -226,16 +286,54 @@ def export_sentence_transformers(directory: str | Path, config: EmbedderConfig, 
             for i, (kind, path) in enumerate(modules)])
         _write_json(partial / "config_sentence_transformers.json", {
             "model_type": "SentenceTransformer", "prompts": dict(prompts),
-            "default_prompt_name": None, "similarity_fn_name": "cosine"})
+            "default_prompt_name": None, "similarity_fn_name": "cosine",
+            "matryoshka_dims": list(config.matryoshka_dims)})
 
         shutil.copyfile(tokenizer_model, partial / "tokenizer.model")
+        hf_tokenizer.save(str(partial / "tokenizer.json"))
+        # Read as it is (not rebuilt around the vocabulary, as GemmaTokenizer would), and a text's
+        # own "<s>" or "<pad>" is spelt as characters, as SentencePiece spells it.
         _write_json(partial / "tokenizer_config.json", {
-            "tokenizer_class": "GemmaTokenizer", "add_bos_token": True, "add_eos_token": True,
-            "padding_side": "right", "model_max_length": t.max_length,
-            "bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>"})
+            "tokenizer_class": "PreTrainedTokenizerFast", "padding_side": "right",
+            "model_max_length": t.max_length, "split_special_tokens": True, **special})
+        _write_json(partial / "special_tokens_map.json", special)
+        (partial / "README.md").write_text(_model_card(config, prompts))
         _write_json(partial / EXPORT_METADATA_FILE, {
             "format_version": EXPORT_FORMAT_VERSION, "matryoshka_dims": list(config.matryoshka_dims)})
     return directory
+
+
+def _model_card(config: EmbedderConfig, prompts: Mapping[str, str]) -> str:
+    """README.md: what the directory holds, its Matryoshka dims and prompts, and how to load it."""
+    dims = ", ".join(str(d) for d in config.matryoshka_dims)
+    widths = " -> ".join(str(d) for d in (config.transformer.embed_dim, *config.projection_dims))
+    rows = "\n".join(f"| `{name}` | `{prompt!r}` |" for name, prompt in sorted(prompts.items()))
+    return f"""---
+library_name: sentence-transformers
+pipeline_tag: sentence-similarity
+tags: [sentence-transformers, sentence-similarity, feature-extraction, embeddinggemma]
+---
+
+# An EmbeddingGemma-style embedding model
+
+Exported by `python -m embeddinggemma.export`: a bidirectional Gemma 3 encoder
+({config.transformer.num_layers} layers, width {config.transformer.embed_dim}), {config.pooling} pooling,
+Dense {widths}, L2 normalisation.
+
+**Matryoshka dimensions**: {dims} (truncate, then re-normalise:
+`SentenceTransformer(path, truncate_dim={config.matryoshka_dims[-1]})`).
+
+```python
+from sentence_transformers import SentenceTransformer
+
+model = SentenceTransformer("path/to/this/directory")
+queries = model.encode(["Which planet is known as the Red Planet?"], prompt_name="query")
+```
+
+| prompt name | prompt |
+| --- | --- |
+{rows}
+"""
 
 
 def _dense_weights(config: EmbedderConfig, params: Mapping) -> list[np.ndarray]:

@@ -13,6 +13,7 @@ import ml_collections
 
 from embeddinggemma.atomic import atomic_write, check_target
 from embeddinggemma.data.config import data_config
+from embeddinggemma.files import read_json
 from embeddinggemma.model import EmbedderConfig, RuntimeConfig, get_preset
 
 CONFIG_FILE = "config.json"  # the resolved config in a run directory; it marks the directory as a run's
@@ -206,3 +207,16 @@ def write_config(config: ml_collections.ConfigDict, workdir: str | Path) -> Path
     """
     workdir = check_target(workdir, CONFIG_FILE, "a run directory (checkpoints, metrics, export)")
     return atomic_write(workdir / CONFIG_FILE, config.to_json_best_effort(indent=2) + "\n")
+
+
+def read_config(workdir: str | Path) -> ml_collections.ConfigDict:
+    """The resolved config a run wrote into `workdir` (its config.json).
+
+    Raises:
+      FileNotFoundError or ValueError naming the file when it is missing or not a JSON object.
+    """
+    path = Path(workdir).expanduser() / CONFIG_FILE
+    config = read_json(path, "Run config")
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected a JSON object, found {type(config).__name__}.")
+    return ml_collections.ConfigDict(config)

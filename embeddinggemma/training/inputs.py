@@ -18,11 +18,15 @@ from pathlib import Path
 import ml_collections
 
 from embeddinggemma.atomic import atomic_write
+from embeddinggemma.checkpoint.loading import read_checkpoint_metadata
 from embeddinggemma.data.config import corpus_datasets
 from embeddinggemma.data.corpus.build import build_corpus
 from embeddinggemma.data.corpus.manifest import MANIFEST
 from embeddinggemma.data.jsonl import JsonLinesSource
 from embeddinggemma.data.records import parse_example
+from embeddinggemma.files import require_file
+from embeddinggemma.prompts import DEFAULT_PROMPTS
+from embeddinggemma.training.config import model_config
 
 logger = logging.getLogger(__name__)
 
@@ -85,3 +89,26 @@ def corpus_tokenizer(corpus_dir: str | Path, vocab_size: int) -> Path:
     description = {"trained_on": "train splits", "sentences": len(texts), "vocab_size": vocab_size}
     atomic_write(corpus_dir / f"tokenizer-{vocab_size}.json", json.dumps(description))
     return atomic_write(path, model)
+
+
+def run_tokenizer_and_prompts(config: ml_collections.ConfigDict) -> tuple[Path, dict[str, str]]:
+    """(tokenizer, prompts) of a run that has started, found as the train command found them
+    (`model.tokenizer`, else the init checkpoint's, else the corpus's trained vocabulary), without
+    building anything.
+
+    Raises:
+      FileNotFoundError naming the tokenizer when it is not there.
+    """
+    m = config.model
+    tokenizer, prompts = None, dict(DEFAULT_PROMPTS)
+    if m.init_checkpoint:
+        _, tokenizer, prompts = read_checkpoint_metadata(m.init_checkpoint)
+    if m.tokenizer:
+        tokenizer = Path(m.tokenizer).expanduser()
+    elif tokenizer is None and config.data.corpus:
+        vocab_size = model_config(config).transformer.vocab_size
+        tokenizer = Path(config.data.corpus).expanduser() / f"tokenizer-{vocab_size}.model"
+    if tokenizer is None:
+        raise FileNotFoundError("The run names no tokenizer (model.tokenizer, model.init_checkpoint "
+                                "or data.corpus).")
+    return require_file(tokenizer, "Run tokenizer"), dict(prompts)

@@ -88,16 +88,6 @@ def test_unsupported_head_is_refused(st_dir):
         load_checkpoint(st_dir)
 
 
-def test_convert_cli_both_ways(st_dir, tmp_path, tiny_params):
-    from embeddinggemma.convert import main
-
-    assert main(["--checkpoint", str(st_dir), "--output", str(tmp_path / "orbax")]) == 0
-    assert main(["--checkpoint", str(tmp_path / "orbax"), "--output", str(tmp_path / "st2"),
-                 "--to", "sentence-transformers"]) == 0
-    _assert_same(load_checkpoint(tmp_path / "st2").params, tiny_params)
-    assert main(["--checkpoint", str(st_dir), "--output", str(tmp_path / "orbax")]) == 1
-
-
 def test_a_plain_hugging_face_gemma3_directory_is_named(st_dir, tmp_path):
     decoder = tmp_path / "gemma-3-decoder"
     decoder.mkdir()

@@ -1,5 +1,5 @@
-"""Checkpoint writers (Orbax, sentence-transformers export, convert) never leave half a directory
-and never touch a directory that is not their own."""
+"""Checkpoint writers (Orbax, sentence-transformers export) never leave half a directory and never
+touch a directory that is not their own."""
 
 import pytest
 
@@ -7,7 +7,6 @@ from embeddinggemma.atomic import NotOurDirectoryError
 from embeddinggemma.checkpoint.loading import load_checkpoint
 from embeddinggemma.checkpoint.orbax_io import save_orbax
 from embeddinggemma.checkpoint.sentence_transformers import export_sentence_transformers
-from embeddinggemma.convert import main as convert
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 
 WRITERS = {"orbax": save_orbax, "sentence-transformers": export_sentence_transformers}
@@ -66,13 +65,3 @@ def test_a_refused_export_writes_nothing(tmp_path, tiny_config, tiny_params, tin
                                      tiny_tokenizer_path, DEFAULT_PROMPTS)
     assert _only(target) == []
     export_sentence_transformers(target, tiny_config, tiny_params, tiny_tokenizer_path, DEFAULT_PROMPTS)
-
-
-def test_convert_keeps_a_users_directory_and_names_it(tmp_path, tiny_config, tiny_params,
-                                                      tiny_tokenizer_path, capsys):
-    source = save_orbax(tmp_path / "ckpt", tiny_config, tiny_params, tiny_tokenizer_path, DEFAULT_PROMPTS)
-    for to in ("orbax", "sentence-transformers"):
-        target = _users_directory(tmp_path / f"mine-{to}")
-        assert convert(["--checkpoint", str(source), "--output", str(target), "--to", to]) == 1
-        assert f"mine-{to} is not empty" in capsys.readouterr().err
-        assert sorted(p.name for p in target.iterdir()) == ["thesis.tex"]

@@ -1,0 +1,1 @@
+"""Souping: averaging the parameters of checkpoints (ingredients, averages, greedy soup, scores)."""
