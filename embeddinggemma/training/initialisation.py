@@ -76,10 +76,11 @@ def load_initial_encoder(config: ml_collections.ConfigDict) -> InitialEncoder | 
     return None if choice == "random" else INITIALISERS[choice](config.model.init_checkpoint)
 
 
-def check_init_params(init_params: Mapping, model_params: Mapping, config: ml_collections.ConfigDict
+def check_init_params(init_params: Mapping, model_params: Mapping, model: ml_collections.ConfigDict
                       ) -> None:
     """Raises one ConfigError naming every parameter whose presence or shape differs between the
-    start's parameters and the model's (restricted to the subtrees the start provides)."""
+    start's parameters and the model's (restricted to the subtrees the start provides); `model`
+    is the config's `model` section, named in the message."""
     model_params = {k: v for k, v in model_params.items() if k in init_params}
     flat_ckpt = {jax.tree_util.keystr(k): v.shape
                  for k, v in jax.tree_util.tree_flatten_with_path(init_params)[0]}
@@ -92,8 +93,8 @@ def check_init_params(init_params: Mapping, model_params: Mapping, config: ml_co
     if problems:
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
         shown = "\n  ".join(problems[:20]) + more
-        raise ConfigError(f"model.init_checkpoint={config.model.init_checkpoint} does not fit the "
-                          f"configured model (model.init={init_choice(config.model)!r}; model.preset "
+        raise ConfigError(f"model.init_checkpoint={model.init_checkpoint} does not fit the "
+                          f"configured model (model.init={init_choice(model)!r}; model.preset "
                           f"and friends):\n  {shown}")
 
 

@@ -152,7 +152,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, *, objective: 
     model_cfg = trainer.model_config
     if init is not None:  # before the tokenizer's check: this error names every parameter
         abstract = nn.unbox(jax.eval_shape(trainer.init_boxed, jax.random.PRNGKey(0)))[ENCODER]
-        check_init_params(init.params, abstract, config)
+        check_init_params(init.params, abstract, config.model)
     if tokenizer.vocab_size > model_cfg.transformer.vocab_size:
         raise ConfigError(f"The tokenizer {tokenizer_path} has {tokenizer.vocab_size} pieces, more than "
                           f"model.preset={config.model.preset!r}'s vocabulary of "

@@ -1,0 +1,82 @@
+"""model.init: the choices, and a run started from a decoder checkpoint."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from embeddinggemma.checkpoint.decoders import save_decoder
+from embeddinggemma.checkpoint.orbax_io import load_orbax_params
+from embeddinggemma.model import init_params, tiny
+from embeddinggemma.training.config import ConfigError, base_config
+from embeddinggemma.training.config_files import load_config
+from embeddinggemma.training.initialisation import check_init_params, init_choice
+from embeddinggemma.training.loop import train
+from tests.training.conftest import REPO, SMALL_RUN
+
+
+def _model(init: str, checkpoint: str):
+    config = base_config()
+    config.model.init, config.model.init_checkpoint = init, checkpoint
+    return config.model
+
+
+@pytest.mark.parametrize("init,checkpoint,want", [
+    ("", "", "random"), ("", "/ckpt", "embedder"), ("decoder", "/ckpt", "decoder"),
+    ("embedder", "/ckpt", "embedder"), ("random", "", "random")])
+def test_the_choice_and_its_default(init, checkpoint, want):
+    assert init_choice(_model(init, checkpoint)) == want
+
+
+@pytest.mark.parametrize("init,checkpoint,message", [
+    ("decoder", "", "model.init='decoder' needs model.init_checkpoint"),
+    ("random", "/ckpt", "model.init='random' but model.init_checkpoint='/ckpt'"),
+    ("encoder", "/ckpt", "model.init='encoder'; choose one of random, embedder, decoder")])
+def test_inconsistent_choices_are_named(init, checkpoint, message):
+    with pytest.raises(ConfigError, match=message):
+        init_choice(_model(init, checkpoint))
+
+
+def _decoder_params(config, seed: int) -> dict:
+    params = jax.device_get(init_params(config, jax.random.PRNGKey(seed)))["transformer"]
+    rng = np.random.default_rng(seed)  # norms start at zero: random ones make a copy visible
+    return jax.tree_util.tree_map_with_path(
+        lambda path, x: rng.normal(0, 0.3, x.shape).astype(np.float32) if path[-1].key == "scale" else x,
+        params)
+
+
+def _config(small_corpus, decoder_dir, *overrides):
+    small = [o.removeprefix("--config.") for o in SMALL_RUN]
+    return load_config(str(REPO / "configs/finetune.py:tiny"), [
+        *small, f"data.corpus={small_corpus}", "model.init=decoder",
+        f"model.init_checkpoint={decoder_dir}", "train.num_steps=2", "optimizer.warmup_steps=1",
+        "eval.every_steps=0", *overrides])
+
+
+def test_a_run_from_a_decoder_starts_from_its_weights_with_a_fresh_head(tmp_path, small_corpus,
+                                                                         tiny_tokenizer_path):
+    decoder = _decoder_params(tiny(), seed=7)
+    save_decoder(tmp_path / "decoder", tiny().transformer, decoder, tiny_tokenizer_path)
+    # A zero learning rate keeps the first step's parameters: the export holds them.
+    train(_config(small_corpus, tmp_path / "decoder", "optimizer.learning_rate=0"), tmp_path / "run")
+    exported = jax.device_get(load_orbax_params(tmp_path / "run" / "export"))
+    flat_decoder = jax.tree_util.tree_leaves_with_path(decoder)
+    flat_encoder = jax.tree_util.tree_leaves_with_path(exported["transformer"])
+    assert [p for p, _ in flat_encoder] == [p for p, _ in flat_decoder]
+    for (path, got), (_, want) in zip(flat_encoder, flat_decoder, strict=True):
+        np.testing.assert_array_equal(got, want, err_msg=jax.tree_util.keystr(path))
+    assert np.abs(exported["projection_0"]).max() > 0  # the head was initialised, not loaded
+    assert (tmp_path / "run" / "export" / "tokenizer.model").read_bytes() == tiny_tokenizer_path.read_bytes()
+
+
+def test_a_decoder_of_another_width_is_named(tiny_tokenizer_path):
+    # What the loop checks before the first step: the start's subtrees against the model's shapes.
+    wide = tiny(embed_dim=96)
+    start = {"transformer": jax.eval_shape(lambda: _decoder_params(wide, seed=1))}
+    model = jax.eval_shape(lambda: init_params(tiny(), jax.random.PRNGKey(0)))
+    config = _model("decoder", "/decoders/wide")
+    with pytest.raises(ConfigError, match=r"does not fit the configured model \(model.init='decoder'") as e:
+        check_init_params(start, model, config)
+    assert "['transformer']['embedding']: checkpoint (512, 96) vs model (512, 64)" in str(e.value)
+    assert "projection" not in str(e.value)  # the head is the model's own, not expected from a decoder
