@@ -53,6 +53,15 @@ class LoadedDecoder:
     tokenizer_path: Path
 
 
+def keep_first_layers(decoder: LoadedDecoder, n: int) -> LoadedDecoder:
+    """The decoder cut to its first `n` layers: the stacked [L, ...] layer parameters become
+    [n, ...]; embedding and final norm stay. A prefix keeps Gemma 3's local/global pattern and
+    each kept layer in its trained place (the first global layer is the sixth)."""
+    config = decoder.config.first_layers(n)
+    params = {**decoder.params, "layers": jax.tree.map(lambda w: w[:n], decoder.params["layers"])}
+    return LoadedDecoder(config, params, decoder.tokenizer_path)
+
+
 def is_decoder_dir(path: str | Path) -> bool:
     return (Path(path) / DECODER_METADATA_FILE).is_file()
 

@@ -106,6 +106,12 @@ class TransformerConfig:
                 f"num_heads={self.num_heads} is not a multiple of num_kv_heads={self.num_kv_heads}."
             )
 
+    def first_layers(self, n: int) -> TransformerConfig:
+        """The architecture of the first `n` layers (Gemma 3's pattern is kept for a prefix)."""
+        if not 1 <= n <= self.num_layers:
+            raise ValueError(f"keep_layers={n} is outside 1..{self.num_layers}")
+        return dataclasses.replace(self, num_layers=n, layer_types=self.layer_types[:n])
+
     @classmethod
     def from_hf_config(cls, hf: Mapping[str, Any], **overrides: Any) -> TransformerConfig:
         """Builds the config from a Hugging Face Gemma 3 text `config.json` dictionary.

@@ -71,9 +71,18 @@ def init_choice(model: ml_collections.ConfigDict) -> str:
 
 
 def load_initial_encoder(config: ml_collections.ConfigDict) -> InitialEncoder | None:
-    """The configured start's parameters, tokenizer and prompts; None for a random start."""
+    """The configured start's parameters, tokenizer and prompts, cut to the first
+    `model.keep_layers` layers when set; None for a random start."""
     choice = init_choice(config.model)
-    return None if choice == "random" else INITIALISERS[choice](config.model.init_checkpoint)
+    if choice == "random":
+        return None
+    init = INITIALISERS[choice](config.model.init_checkpoint)
+    keep = config.model.keep_layers
+    transformer = init.params.get("transformer")
+    if keep and transformer is not None and "layers" in transformer:
+        layers = jax.tree.map(lambda w: w[:keep], transformer["layers"])
+        init.params = {**init.params, "transformer": {**transformer, "layers": layers}}
+    return init
 
 
 def check_init_params(init_params: Mapping, model_params: Mapping, model: ml_collections.ConfigDict

@@ -154,3 +154,23 @@ def _leaves(tree):
     import jax
 
     return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+def test_the_first_layers_of_a_decoder_run_as_transformers_with_those_layers(decoder, written):
+    from transformers import Gemma3ForCausalLM
+
+    from embeddinggemma.checkpoint.decoders import keep_first_layers
+
+    config = hf_tiny_decoder(decoder.config.vocab_size).config
+    config.num_hidden_layers, config.layer_types = 3, config.layer_types[:3]
+    reference = Gemma3ForCausalLM(config).eval()
+    kept = {k: v for k, v in written[1].items()
+            if not k.startswith("layers.") or int(k.split(".")[1]) < 3}
+    load_into(reference, kept)
+    tokens = np.random.default_rng(2).integers(4, decoder.config.vocab_size, size=(1, 12))
+    with torch.no_grad():
+        want = reference(torch.from_numpy(tokens)).logits.numpy()
+    cut = keep_first_layers(decoder, 3)
+    assert cut.config.layer_types == (LOCAL,) * 3
+    np.testing.assert_allclose(np.asarray(decoder_logits(cut, decoder_hidden(cut, tokens))), want,
+                               rtol=1e-4, atol=1e-4)

@@ -9,9 +9,9 @@ import pytest
 from embeddinggemma.checkpoint.decoders import save_decoder
 from embeddinggemma.checkpoint.orbax_io import load_orbax_params
 from embeddinggemma.model import init_params, tiny
-from embeddinggemma.training.config import ConfigError, base_config
+from embeddinggemma.training.config import ConfigError, base_config, model_config
 from embeddinggemma.training.config_files import load_config
-from embeddinggemma.training.initialisation import check_init_params, init_choice
+from embeddinggemma.training.initialisation import check_init_params, init_choice, load_initial_encoder
 from embeddinggemma.training.loop import train
 from tests.training.conftest import REPO, SMALL_RUN
 
@@ -80,3 +80,31 @@ def test_a_decoder_of_another_width_is_named(tiny_tokenizer_path):
         check_init_params(start, model, config)
     assert "['transformer']['embedding']: checkpoint (512, 96) vs model (512, 64)" in str(e.value)
     assert "projection" not in str(e.value)  # the head is the model's own, not expected from a decoder
+
+
+def test_keep_layers_cuts_the_preset_and_the_start_alike(tmp_path, tiny_tokenizer_path):
+    decoder = _decoder_params(tiny(), seed=3)
+    save_decoder(tmp_path / "decoder", tiny().transformer, decoder, tiny_tokenizer_path)
+    config = base_config()
+    config.model.init, config.model.init_checkpoint = "decoder", str(tmp_path / "decoder")
+    config.model.keep_layers = 2
+    config.loss.matryoshka_dims = (64, 32)
+    model = model_config(config)
+    assert model.transformer.num_layers == 2
+    assert model.transformer.layer_types == tiny().transformer.layer_types[:2]
+    start = load_initial_encoder(config)
+    abstract = jax.eval_shape(lambda: init_params(model, jax.random.PRNGKey(0)))
+    check_init_params(start.params, abstract, config.model)  # the cut start fits the cut model
+    for got, want in zip(jax.tree.leaves(start.params["transformer"]["layers"]),
+                         jax.tree.leaves(decoder["layers"]), strict=True):
+        np.testing.assert_array_equal(got, want[:2])
+    np.testing.assert_array_equal(start.params["transformer"]["embedding"], decoder["embedding"])
+
+
+def test_keep_layers_beyond_the_preset_is_named():
+    config = base_config()
+    config.model.preset, config.model.keep_layers = "gemma3_270m", 19
+    config.loss.matryoshka_dims = (640, 128)
+    want = r"model.keep_layers=19 is outside 1..18 \(model.preset='gemma3_270m'\)"
+    with pytest.raises(ConfigError, match=want):
+        model_config(config)
