@@ -174,3 +174,37 @@ def test_the_first_layers_of_a_decoder_run_as_transformers_with_those_layers(dec
     assert cut.config.layer_types == (LOCAL,) * 3
     np.testing.assert_allclose(np.asarray(decoder_logits(cut, decoder_hidden(cut, tokens))), want,
                                rtol=1e-4, atol=1e-4)
+
+
+def test_a_saved_decoder_reads_back_and_scores_the_same(tmp_path, decoder, capsys):
+    import json
+
+    from embeddinggemma import perplexity as perplexity_cli
+    from embeddinggemma.checkpoint.decoders import save_decoder
+
+    save_decoder(tmp_path / "saved", decoder.config, decoder.params, decoder.tokenizer_path)
+    again = load_decoder(tmp_path / "saved")
+    assert again.config == decoder.config
+    for got, want in zip(_leaves(again.params), _leaves(decoder.params), strict=True):
+        np.testing.assert_array_equal(got, want)
+    text = tmp_path / "text.txt"
+    text.write_text("The licensor grants you a copy of the work, with or without modifications.")
+    assert perplexity_cli.main(["--checkpoint", str(tmp_path / "saved"), "--text", str(text),
+                                "--max-tokens", "12"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    # The command's number is the mean of the per-token log-probabilities of the same tokens.
+    from embeddinggemma.perplexity import next_token_log_probs, text_tokens
+    from embeddinggemma.tokenizer import Tokenizer
+
+    ids = text_tokens(Tokenizer(decoder.tokenizer_path), text.read_text(), 12)
+    assert printed["tokens"] == 12 and printed["predicted"] == 11
+    assert printed["nll"] == pytest.approx(-next_token_log_probs(decoder, ids).mean(), rel=1e-6)
+
+
+def test_the_perplexity_command_names_a_path_that_is_no_decoder(tmp_path, capsys):
+    from embeddinggemma import perplexity as perplexity_cli
+
+    text = tmp_path / "text.txt"
+    text.write_text("hello")
+    assert perplexity_cli.main(["--checkpoint", str(tmp_path), "--text", str(text)]) == 2
+    assert f"{tmp_path} is not a Gemma 3 decoder" in capsys.readouterr().err
