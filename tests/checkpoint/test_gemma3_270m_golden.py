@@ -14,6 +14,9 @@ from embeddinggemma.perplexity import decoder_hidden, decoder_logits, next_token
 pytestmark = [pytest.mark.decoder, pytest.mark.release]
 
 GOLDEN = json.loads((Path(__file__).parents[1] / "golden" / "gemma3_270m_decoder.json").read_text())
+# A prefix of the golden 1,024 tokens, still past the 512-token local window, keeps the test short;
+# the full text is what README reports (`python -m embeddinggemma.perplexity ... --max-tokens 1024`).
+LICENSE_PREFIX = 600
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +55,9 @@ def test_next_token_logits_match_transformers(decoder):
 
 
 def test_perplexity_on_a_license_text_is_within_one_percent(decoder):
-    reference = GOLDEN["license"]
-    ours = next_token_log_probs(decoder, reference["tokens"])
-    perplexity = math.exp(-ours.mean())
-    assert abs(perplexity / reference["perplexity"] - 1) < 0.01, (perplexity, reference["perplexity"])
-    np.testing.assert_allclose(ours, reference["next_log_probs"], atol=1e-3)
+    tokens = GOLDEN["license"]["tokens"][:LICENSE_PREFIX]
+    reference = np.asarray(GOLDEN["license"]["next_log_probs"][:LICENSE_PREFIX - 1])
+    ours = next_token_log_probs(decoder, tokens)
+    perplexity, reference_perplexity = math.exp(-ours.mean()), math.exp(-reference.mean())
+    assert abs(perplexity / reference_perplexity - 1) < 0.01, (perplexity, reference_perplexity)
+    np.testing.assert_allclose(ours, reference, atol=1e-3)
