@@ -10,10 +10,8 @@ from embeddinggemma.checkpoint.decoders import save_decoder
 from embeddinggemma.checkpoint.orbax_io import load_orbax_params
 from embeddinggemma.model import init_params, tiny
 from embeddinggemma.training.config import ConfigError, base_config, model_config
-from embeddinggemma.training.config_files import load_config
 from embeddinggemma.training.initialisation import check_init_params, init_choice, load_initial_encoder
-from embeddinggemma.training.loop import train
-from tests.training.conftest import REPO, SMALL_RUN
+from tests.training.conftest import run
 
 
 def _model(init: str, checkpoint: str):
@@ -46,20 +44,17 @@ def _decoder_params(config, seed: int) -> dict:
         params)
 
 
-def _config(small_corpus, decoder_dir, *overrides):
-    small = [o.removeprefix("--config.") for o in SMALL_RUN]
-    return load_config(str(REPO / "configs/finetune.py:tiny"), [
-        *small, f"data.corpus={small_corpus}", "model.init=decoder",
-        f"model.init_checkpoint={decoder_dir}", "train.num_steps=2", "optimizer.warmup_steps=1",
-        "eval.every_steps=0", *overrides])
-
-
-def test_a_run_from_a_decoder_starts_from_its_weights_with_a_fresh_head(tmp_path, small_corpus,
+@pytest.mark.slow  # the train command in a subprocess (one simulated device): about a minute
+def test_a_run_from_a_decoder_starts_from_its_weights_with_a_fresh_head(tmp_path, train_command,
                                                                          tiny_tokenizer_path):
     decoder = _decoder_params(tiny(), seed=7)
     save_decoder(tmp_path / "decoder", tiny().transformer, decoder, tiny_tokenizer_path)
     # A zero learning rate keeps the first step's parameters: the export holds them.
-    train(_config(small_corpus, tmp_path / "decoder", "optimizer.learning_rate=0"), tmp_path / "run")
+    result = run(train_command(tmp_path / "run", "--config.model.init=decoder",
+                               f"--config.model.init_checkpoint={tmp_path / 'decoder'}",
+                               "--config.optimizer.learning_rate=0", "--config.optimizer.warmup_steps=1",
+                               "--config.eval.every_steps=0", steps=2))
+    assert result.returncode == 0, result.stderr[-3000:]
     exported = jax.device_get(load_orbax_params(tmp_path / "run" / "export"))
     flat_decoder = jax.tree_util.tree_leaves_with_path(decoder)
     flat_encoder = jax.tree_util.tree_leaves_with_path(exported["transformer"])
