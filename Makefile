@@ -45,10 +45,11 @@ evaluate: install
 # Fetching first makes a network failure show plainly before the tests that need the weights.
 test: install-eval
 	$(PY) -m embeddinggemma.fetch > /dev/null
+	$(PY) -m embeddinggemma.fetch --artefact gemma3-270m-gguf > /dev/null
 	$(PY) -m pytest tests
 
 test-fast: install-eval
-	$(PY) -m pytest -m "not release" tests
+	$(PY) -m pytest -m "not release and not decoder" tests
 
 bench: install-eval
 	$(PY) -m embeddinggemma.fetch > /dev/null
@@ -60,6 +61,7 @@ lint: install
 golden: install-eval
 	$(PY) scripts/make_golden.py
 	$(PY) scripts/make_golden_scores.py
+	$(PY) scripts/make_golden_decoder.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -17,6 +17,7 @@ RUNTIME = [
     "tensorflow-datasets>=4.9.10",
     "safetensors>=0.8.0",
     "tokenizers>=0.23.3",  # the tokenizer.json of a sentence-transformers export
+    "gguf>=0.19.0",  # reading (and dequantising) Gemma 3 decoders in llama.cpp's format
     "numpy>=2.0",
     "tqdm>=4.66",
     "absl-py>=2.0",
@@ -34,6 +35,7 @@ REFERENCE = [
     "torch==2.13.0",
     "transformers>=4.57",
     "sentence-transformers>=5.1",
+    "accelerate>=1.15",  # transformers' GGUF loader (scripts/make_golden_decoder.py) needs it
 ]
 
 setup(

@@ -82,5 +82,6 @@ def _not_an_embedder(path: Path) -> str:
     what = "a Hugging Face Gemma 3" if str(model_type).startswith("gemma3") else \
         f"a Hugging Face (model_type={model_type!r})"
     return (f"{path} is {what} checkpoint (config.json and model.safetensors, no modules.json): a "
-            "decoder, not an embedding model. Loading decoders as an initialisation is not supported "
-            "yet; an embedding model needs the sentence-transformers layout or an Orbax checkpoint.")
+            "decoder, not an embedding model. Start an embedding model from it with "
+            "model.init='decoder' (checkpoint.decoders.load_decoder reads it); an embedding model "
+            "needs the sentence-transformers layout or an Orbax checkpoint.")

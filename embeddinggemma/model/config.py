@@ -106,6 +106,12 @@ class TransformerConfig:
                 f"num_heads={self.num_heads} is not a multiple of num_kv_heads={self.num_kv_heads}."
             )
 
+    def first_layers(self, n: int) -> TransformerConfig:
+        """The architecture of the first `n` layers (Gemma 3's pattern is kept for a prefix)."""
+        if not 1 <= n <= self.num_layers:
+            raise ValueError(f"keep_layers={n} is outside 1..{self.num_layers}")
+        return dataclasses.replace(self, num_layers=n, layer_types=self.layer_types[:n])
+
     @classmethod
     def from_hf_config(cls, hf: Mapping[str, Any], **overrides: Any) -> TransformerConfig:
         """Builds the config from a Hugging Face Gemma 3 text `config.json` dictionary.
@@ -270,6 +276,31 @@ def embeddinggemma_300m(**overrides: Any) -> EmbedderConfig:
     return EmbedderConfig(transformer=transformer).replace(**overrides)
 
 
+def gemma3_270m_decoder() -> TransformerConfig:
+    """The Gemma 3 270M decoder (as its GGUF states it): 18 layers, width 640, one KV head."""
+    return TransformerConfig(
+        vocab_size=262_144,
+        embed_dim=640,
+        num_layers=18,
+        num_heads=4,
+        num_kv_heads=1,
+        head_dim=256,
+        mlp_dim=2048,
+        layer_types=layer_pattern(18, 5),
+        max_length=32_768,
+    )
+
+
+def gemma3_270m(**overrides: Any) -> EmbedderConfig:
+    """An embedding model on the Gemma 3 270M decoder, its projection head freshly initialised.
+
+    The head widens 4x and narrows back (640 -> 2560 -> 640), the ratio of the released 300M's
+    768 -> 3072 -> 768; Matryoshka dims as the paper's where they fit under 640.
+    """
+    return EmbedderConfig(transformer=gemma3_270m_decoder(), projection_dims=(2560, 640),
+                          matryoshka_dims=(640, 512, 256, 128)).replace(**overrides)
+
+
 def tiny(**overrides: Any) -> EmbedderConfig:
     """A few-layer model for tests: both layer types, multi-query attention, a short window."""
     transformer = TransformerConfig(
@@ -288,7 +319,7 @@ def tiny(**overrides: Any) -> EmbedderConfig:
                           matryoshka_dims=(64, 32, 16)).replace(**overrides)
 
 
-PRESETS = {"tiny": tiny, "embeddinggemma_300m": embeddinggemma_300m}
+PRESETS = {"tiny": tiny, "embeddinggemma_300m": embeddinggemma_300m, "gemma3_270m": gemma3_270m}
 
 
 def get_preset(name: str, **overrides: Any) -> EmbedderConfig:

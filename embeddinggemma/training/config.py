@@ -7,6 +7,7 @@ ConfigDict is locked, so a misspelt field, in a config file or on the command li
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import ml_collections
@@ -52,7 +53,15 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.param_dtype = "float32"    # master parameters (float32 with bfloat16 compute is usual)
     c.model.pooling = "mean"           # mean, first, last, attention
     c.model.remat = False              # rematerialise each block in the backward pass
-    c.model.init_checkpoint = ""       # Orbax or sentence-transformers directory; "" = random init
+    # Where the encoder starts (training/initialisation.py): "random", "embedder" (an Orbax or
+    # sentence-transformers embedding checkpoint), "decoder" (a Gemma 3 decoder: GGUF, Hugging Face
+    # directory or a decoder checkpoint, used bidirectionally, projection head fresh); "" =
+    # "embedder" when model.init_checkpoint is set, else "random".
+    c.model.init = ""
+    c.model.init_checkpoint = ""       # the checkpoint model.init starts from
+    # Keep the first N transformer layers of the preset and of the checkpoint it starts from
+    # (a prefix keeps Gemma 3's 5 local : 1 global pattern); 0 = all. Makes a 270M affordable on CPU.
+    c.model.keep_layers = 0
     # SentencePiece model; "" = the init checkpoint's, else one trained on data.corpus's train
     # split with the preset's vocabulary size (cached in the corpus directory).
     c.model.tokenizer = ""
@@ -150,9 +159,15 @@ def model_config(config: ml_collections.ConfigDict) -> EmbedderConfig:
     """
     m = config.model
     try:
-        return get_preset(m.preset, pooling=m.pooling, matryoshka_dims=tuple(config.loss.matryoshka_dims))
+        preset = get_preset(m.preset, pooling=m.pooling, matryoshka_dims=tuple(config.loss.matryoshka_dims))
     except ValueError as e:
         raise ConfigError(str(e)) from e
+    if not m.keep_layers:
+        return preset
+    try:
+        return dataclasses.replace(preset, transformer=preset.transformer.first_layers(m.keep_layers))
+    except ValueError as e:
+        raise ConfigError(f"model.{e} (model.preset={m.preset!r})") from e
 
 
 def runtime_config(config: ml_collections.ConfigDict) -> RuntimeConfig:
@@ -166,10 +181,12 @@ def runtime_config(config: ml_collections.ConfigDict) -> RuntimeConfig:
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
     """Checks values that the schema's types cannot; raises ConfigError naming the field."""
+    from embeddinggemma.training.initialisation import init_choice  # it raises ConfigError itself
     from embeddinggemma.training.optimizer import check_optimizer  # it raises ConfigError itself
 
     model_config(config)  # preset, pooling, Matryoshka dims within the width
     runtime_config(config)  # dtypes
+    init_choice(config.model)  # model.init and model.init_checkpoint agree
     check_optimizer(config.optimizer, config.train.num_steps)  # optimizer and decay names
     t = config.train
     if t.grad_cache_chunk_size and t.grad_accumulation_steps > 1:

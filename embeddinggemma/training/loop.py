@@ -29,7 +29,6 @@ import numpy as np
 from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
-from embeddinggemma.checkpoint.loading import load_checkpoint
 from embeddinggemma.data.config import with_corpus_datasets
 from embeddinggemma.data.pipeline import make_train_iterator
 from embeddinggemma.prompts import DEFAULT_PROMPTS
@@ -43,11 +42,17 @@ from embeddinggemma.training.checkpoints import (
 )
 from embeddinggemma.training.config import ConfigError, model_config, validate_config, write_config
 from embeddinggemma.training.heldout import HeldoutRetrieval
+from embeddinggemma.training.initialisation import (
+    InitialEncoder,
+    check_init_params,
+    initialise_state,
+    load_initial_encoder,
+)
 from embeddinggemma.training.inputs import corpus_tokenizer, ensure_corpus, heldout_datasets
 from embeddinggemma.training.metrics import MetricsWriter
 from embeddinggemma.training.state import ENCODER
 from embeddinggemma.training.step import Objective, ParamTransform
-from embeddinggemma.training.trainer import Trainer, assemble_trainer
+from embeddinggemma.training.trainer import assemble_trainer
 
 logger = logging.getLogger(__name__)
 
@@ -95,52 +100,25 @@ def _first_process_first(name: str, prepare):
 
 
 def _resolve_inputs(config: ml_collections.ConfigDict
-                    ) -> tuple[ml_collections.ConfigDict, Path, dict, dict | None]:
-    """(data config with the corpus's datasets, tokenizer path, prompts, init checkpoint params)."""
+                    ) -> tuple[ml_collections.ConfigDict, Path, dict, InitialEncoder | None]:
+    """(data config with the corpus's datasets, tokenizer path, prompts, the start's parameters)."""
     data_cfg = config.data
     if data_cfg.corpus:
         data_cfg = ml_collections.ConfigDict(data_cfg.to_dict())
         data_cfg.corpus = str(_first_process_first("corpus", lambda: ensure_corpus(data_cfg.corpus)))
         data_cfg = with_corpus_datasets(data_cfg)
-    init = load_checkpoint(config.model.init_checkpoint) if config.model.init_checkpoint else None
-    prompts = dict(init.prompts) if init else dict(DEFAULT_PROMPTS)
+    init = load_initial_encoder(config)
+    prompts = dict(init.prompts) if init and init.prompts is not None else dict(DEFAULT_PROMPTS)
     if config.model.tokenizer:
         tokenizer = Path(config.model.tokenizer).expanduser()
-    elif init:
+    elif init and init.tokenizer_path is not None:
         tokenizer = init.tokenizer_path
     elif data_cfg.corpus:
         vocab_size = model_config(config).transformer.vocab_size
         tokenizer = _first_process_first("tokenizer", lambda: corpus_tokenizer(data_cfg.corpus, vocab_size))
     else:
         raise ConfigError("No tokenizer: set model.tokenizer, model.init_checkpoint or data.corpus.")
-    return data_cfg, tokenizer, prompts, (init.params if init else None)
-
-
-def _check_init_params(checkpoint_params: Mapping, model_params: Mapping, path: str) -> None:
-    """Raises one error naming every parameter whose presence or shape differs."""
-    flat_ckpt = {jax.tree_util.keystr(k): v.shape
-                 for k, v in jax.tree_util.tree_flatten_with_path(checkpoint_params)[0]}
-    flat_model = {jax.tree_util.keystr(k): v.shape
-                  for k, v in jax.tree_util.tree_flatten_with_path(model_params)[0]}
-    problems = [f"{k}: checkpoint {flat_ckpt[k]} vs model {flat_model[k]}"
-                for k in sorted(flat_ckpt.keys() & flat_model.keys()) if flat_ckpt[k] != flat_model[k]]
-    problems += [f"{k}: missing from the checkpoint" for k in sorted(flat_model.keys() - flat_ckpt.keys())]
-    problems += [f"{k}: not in the model" for k in sorted(flat_ckpt.keys() - flat_model.keys())]
-    if problems:
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        shown = "\n  ".join(problems[:20]) + more
-        raise ConfigError(f"model.init_checkpoint={path} does not fit the configured model "
-                         f"(model.preset and friends):\n  {shown}")
-
-
-def _initialise_from(state: dict, trainer: Trainer, checkpoint_params: Mapping) -> dict:
-    """The state with the checkpoint's encoder parameters (shapes checked) and a fresh optimizer state."""
-    shardings = trainer.state_shardings
-    encoder = jax.tree.map(lambda x, ref, s: jax.device_put(np.asarray(x).astype(ref.dtype), s),
-                           checkpoint_params, state["params"][ENCODER], shardings["params"][ENCODER])
-    params = {**state["params"], ENCODER: encoder}
-    opt_state = jax.jit(trainer.tx.init, out_shardings=shardings["opt_state"])(params)
-    return {"step": state["step"], "params": params, "opt_state": opt_state}
+    return data_cfg, tokenizer, prompts, init
 
 
 def _non_finite_terms(metrics: Mapping[str, float]) -> list[str]:
@@ -168,13 +146,13 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, *, objective: 
         if config.checkpoint.export_params:
             check_export_target(workdir)
     with _input_errors():
-        data_cfg, tokenizer_path, prompts, init_params = _resolve_inputs(config)
+        data_cfg, tokenizer_path, prompts, init = _resolve_inputs(config)
         tokenizer = Tokenizer(tokenizer_path)
     trainer = assemble_trainer(config, objective=objective, param_transform=param_transform)
     model_cfg = trainer.model_config
-    if init_params is not None:  # before the tokenizer's check: this error names every parameter
+    if init is not None:  # before the tokenizer's check: this error names every parameter
         abstract = nn.unbox(jax.eval_shape(trainer.init_boxed, jax.random.PRNGKey(0)))[ENCODER]
-        _check_init_params(init_params, abstract, config.model.init_checkpoint)
+        check_init_params(init.params, abstract, config.model)
     if tokenizer.vocab_size > model_cfg.transformer.vocab_size:
         raise ConfigError(f"The tokenizer {tokenizer_path} has {tokenizer.vocab_size} pieces, more than "
                           f"model.preset={config.model.preset!r}'s vocabulary of "
@@ -194,8 +172,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, *, objective: 
         state, data_state = checkpoints.restore(start_step, abstract_like(state, trainer.state_shardings))
         data.set_state(data_state)
         logger.warning("Resumed %s from step %d.", workdir, start_step)
-    elif init_params is not None:
-        state = _initialise_from(state, trainer, init_params)
+    elif init is not None:
+        state = initialise_state(state, trainer, init.params)
 
     heldout = None
     if config.eval.every_steps and data_cfg.corpus:

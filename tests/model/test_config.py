@@ -94,3 +94,16 @@ def test_exported_hf_config_matches_the_released_file():
     exported = embeddinggemma_300m().to_hf_config()
     for key, value in RELEASED_CONFIG_JSON.items():
         assert exported[key] == value and type(exported[key]) is type(value), key
+
+
+def test_the_gemma3_270m_preset_is_the_decoder_with_a_fresh_head():
+    from embeddinggemma.model.config import gemma3_270m
+
+    config = gemma3_270m()
+    t = config.transformer
+    assert (t.vocab_size, t.embed_dim, t.num_layers, t.num_heads, t.num_kv_heads, t.head_dim,
+            t.mlp_dim, t.sliding_window) == (262_144, 640, 18, 4, 1, 256, 2048, 512)
+    assert t.layer_types.count("global") == 3 and t.layer_types[5] == "global"
+    assert config.projection_dims == (2560, 640)
+    first = t.first_layers(6)
+    assert first.num_layers == 6 and first.layer_types == t.layer_types[:6]

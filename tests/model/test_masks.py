@@ -98,3 +98,18 @@ def test_transformer_names_the_missing_layer_type():
     masks = encoder_masks(padding_mask(tokens), config)
     with pytest.raises(ValueError, match=r"masks lacks the layer types \['local'\]"):
         Transformer(config).apply({"params": params}, tokens, {"global": masks["global"]})
+
+
+def test_causal_local_window_is_the_one_transformers_gives_gemma3():
+    # transformers' Gemma 3 sliding window for a causal layer: kv_idx > q_idx - sliding_window.
+    torch = pytest.importorskip("torch")
+    masking_utils = pytest.importorskip("transformers.masking_utils")
+    window, length = 4, 12
+    reference = masking_utils.sliding_window_causal_mask_function(window)
+    zero = torch.tensor(0)
+    want = reference(zero, zero, torch.arange(length)[:, None], torch.arange(length)[None, :])
+    want = want.numpy().astype(int)
+    got = _layer_masks(decoder_masks, [1] * length, sliding_window=window)
+    np.testing.assert_array_equal(got["local"], want)
+    i, j = np.indices((length, length))
+    np.testing.assert_array_equal(want, ((i - j >= 0) & (i - j < window)).astype(int))
