@@ -25,6 +25,7 @@ RUNTIME = [
     "pytrec-eval-terrier>=0.5.11",
     "scikit-learn>=1.5",
     "matplotlib>=3.8",
+    "gguf>=0.19.0",  # GGUF files: the quantisers' reference grids, export, the decoder importer
 ]
 
 REFERENCE = [
