@@ -43,12 +43,15 @@ def _quantized(config, params):
     return {**params, ENCODER: quantize_params(params[ENCODER], SCHEME, layout)}
 
 
-@pytest.mark.parametrize("train,mesh_shape", [({}, (8, 1, 1)), ({"grad_cache_chunk_size": 4}, (4, 2, 1))])
+# The plain path on 8 devices runs in CI; the other paths each compile the model again (slow).
+@pytest.mark.parametrize("train,mesh_shape", [
+    ({}, (8, 1, 1)), pytest.param({"grad_cache_chunk_size": 4}, (4, 2, 1), marks=pytest.mark.slow)])
 def test_gradients_are_the_plain_gradients_at_the_quantised_weights(at_quantised_weights, train, mesh_shape):
     want, _ = at_quantised_weights
     _assert_close(_loss_and_grads(_qat_config(**train), mesh_shape, _batch()), want)
 
 
+@pytest.mark.slow
 def test_accumulation_averages_the_straight_through_gradients_of_micro_batches(at_quantised_weights):
     _, params = at_quantised_weights
     config = _config()
@@ -62,6 +65,7 @@ def test_accumulation_averages_the_straight_through_gradients_of_micro_batches(a
     _assert_close(_loss_and_grads(_qat_config(grad_accumulation_steps=2), (2, 2, 2), batch), want)
 
 
+@pytest.mark.slow
 def test_a_step_updates_float32_master_weights_off_the_grid():
     trainer, state = _setup(_qat_config(), (8, 1, 1))
     state, metrics = trainer.train_step(state, trainer.global_batch(_batch()))
