@@ -17,7 +17,6 @@ RUNTIME = [
     "tensorflow-datasets>=4.9.10",
     "safetensors>=0.8.0",
     "tokenizers>=0.23.3",  # the tokenizer.json of a sentence-transformers export
-    "gguf>=0.19.0",  # reading (and dequantising) Gemma 3 decoders in llama.cpp's format
     "numpy>=2.0",
     "tqdm>=4.66",
     "absl-py>=2.0",
@@ -28,6 +27,7 @@ RUNTIME = [
     "scikit-learn>=1.5",
     "matplotlib>=3.8",
     "optuna>=5.0",  # the mixture search: TPE, journal storage
+    "gguf>=0.19.0",  # GGUF files: the Gemma 3 decoder importer, the quantisers' reference grids
 ]
 
 REFERENCE = [

@@ -28,7 +28,7 @@ import orbax.checkpoint as ocp
 from embeddinggemma.atomic import atomic_directory, refuse_replacing
 from embeddinggemma.checkpoint.gguf_gemma3 import is_gguf_file, read_gguf
 from embeddinggemma.checkpoint.hf_gemma3 import transformer_from_hf
-from embeddinggemma.checkpoint.orbax_io import load_orbax_params
+from embeddinggemma.checkpoint.orbax_io import restore_params_tree
 from embeddinggemma.checkpoint.sentence_transformers import (
     SafetensorsReader,
     is_hugging_face_dir,
@@ -87,7 +87,7 @@ def load_decoder(path: str | Path, tokenizer: str | Path | None = None) -> Loade
         check_same_pieces(pieces, tokenizer, f"{path} (tokenizer.ggml.tokens)")
         return LoadedDecoder(config, params, tokenizer)
     if path.is_dir() and is_decoder_dir(path):
-        return LoadedDecoder(read_decoder_config(path), load_orbax_params(path),
+        return LoadedDecoder(read_decoder_config(path), restore_params_tree(path),
                              require_file(path / "tokenizer.model", "Tokenizer model"))
     if path.is_dir() and is_hugging_face_dir(path):
         return _load_hugging_face(path)

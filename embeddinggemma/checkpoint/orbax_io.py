@@ -1,8 +1,12 @@
 """The codebase's own checkpoint layout: Orbax parameters plus the files needed to use them.
 
     DIR/params/            Orbax PyTree checkpoint of the parameter tree
-    DIR/embeddinggemma.json   {"format_version", "config", "prompts"}
+    DIR/embeddinggemma.json   {"format_version", "config", "prompts", "quantization"?}
     DIR/tokenizer.model    SentencePiece model
+
+A quantised checkpoint names its scheme in "quantization" (embeddinggemma/quantization.py) and
+holds each weight matrix as integer codes plus scales (int4 packed two per byte, see
+`quantization.store_params`); it is dequantised to float32 on load, never stored in float.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import orbax.checkpoint as ocp
 from embeddinggemma.atomic import atomic_directory, refuse_replacing
 from embeddinggemma.files import read_json, require_file
 from embeddinggemma.model.config import EmbedderConfig
+from embeddinggemma.model.layout import embedder_layout
+from embeddinggemma.quantization import SCHEMES, check_scheme, load_params, store_params
 
 METADATA_FILE = "embeddinggemma.json"
 FORMAT_VERSION = 1
@@ -31,8 +37,9 @@ def is_orbax_dir(path: str | Path) -> bool:
 
 def save_orbax(directory: str | Path, config: EmbedderConfig, params: Mapping,
                tokenizer_model: str | Path, prompts: Mapping[str, str], overwrite: bool = False,
-               extra_files: Mapping[str, str] | None = None) -> Path:
-    """Writes parameters, config, prompts and tokenizer into `directory`, atomically.
+               quantization: str | None = None, extra_files: Mapping[str, str] | None = None) -> Path:
+    """Writes parameters, config, prompts and tokenizer into `directory`, atomically; with a
+    `quantization` scheme, the weight matrices as that scheme's integer codes and scales.
 
     `directory` must be absent, empty, or (with `overwrite=True`) an Orbax checkpoint, which is
     replaced; a directory holding anything else is refused untouched (NotOurDirectoryError).
@@ -43,31 +50,34 @@ def save_orbax(directory: str | Path, config: EmbedderConfig, params: Mapping,
     if not overwrite:
         refuse_replacing(directory, METADATA_FILE, WHAT)
     tokenizer_model = require_file(tokenizer_model, "Tokenizer model")
+    if quantization is not None:
+        params = store_params(params, quantization, embedder_layout(config))
     with atomic_directory(directory, METADATA_FILE, WHAT) as partial:
         checkpointer = ocp.StandardCheckpointer()
         checkpointer.save(partial / "params", jax.tree.map(np.asarray, dict(params)))
         checkpointer.wait_until_finished()
-        write_orbax_metadata(partial, config, tokenizer_model, prompts)
+        write_orbax_metadata(partial, config, tokenizer_model, prompts, quantization)
         for name, text in (extra_files or {}).items():
             (partial / name).write_text(text)
     return directory
 
 
 def write_orbax_metadata(directory: str | Path, config: EmbedderConfig, tokenizer_model: str | Path,
-                         prompts: Mapping[str, str]) -> None:
-    """The files beside `params/`: the tokenizer and `embeddinggemma.json` (config, prompts)."""
+                         prompts: Mapping[str, str], quantization: str | None = None) -> None:
+    """The files beside `params/`: the tokenizer and `embeddinggemma.json` (config, prompts, and
+    the quantisation scheme of a quantised checkpoint)."""
     directory = Path(directory)
     shutil.copyfile(tokenizer_model, directory / "tokenizer.model")
     metadata = {"format_version": FORMAT_VERSION, "config": config.to_dict(), "prompts": dict(prompts)}
+    if quantization is not None:
+        metadata["quantization"] = check_scheme(quantization)
     (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
 
 
 def read_orbax_metadata(directory: str | Path) -> tuple[EmbedderConfig, dict[str, str]]:
     """(config, prompts) from an Orbax checkpoint directory; errors name the metadata file."""
     path = Path(directory) / METADATA_FILE
-    metadata = read_json(path, "Checkpoint file")
-    if not isinstance(metadata, dict):
-        raise ValueError(f"{path}: expected a JSON object, found {type(metadata).__name__}.")
+    metadata = _read_metadata(path)
     if metadata.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: format_version {metadata.get('format_version')} is not "
                          f"{FORMAT_VERSION}.")
@@ -84,12 +94,40 @@ def read_orbax_metadata(directory: str | Path) -> tuple[EmbedderConfig, dict[str
     return config, prompts
 
 
-def load_orbax_params(directory: str | Path) -> dict:
-    """The parameter tree of an Orbax checkpoint directory, as stored."""
+def read_orbax_quantization(directory: str | Path) -> str | None:
+    """The quantisation scheme an Orbax checkpoint is stored in; None for float parameters."""
+    path = Path(directory) / METADATA_FILE
+    scheme = _read_metadata(path).get("quantization")
+    if scheme is not None and scheme not in SCHEMES:
+        raise ValueError(f"{path}: field 'quantization' is {scheme!r}, not one of {', '.join(SCHEMES)}.")
+    return scheme
+
+
+def _read_metadata(path: Path) -> dict:
+    metadata = read_json(path, "Checkpoint file")
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path}: expected a JSON object, found {type(metadata).__name__}.")
+    return metadata
+
+
+def restore_params_tree(directory: str | Path) -> dict:
+    """The tree stored in `directory/params` as it is (any of our checkpoints: embedders, decoders,
+    encoder-decoders)."""
     path = Path(directory).absolute() / "params"
     if not path.is_dir():
         raise FileNotFoundError(f"Checkpoint parameters not found: {path}")
     return ocp.StandardCheckpointer().restore(path)
+
+
+def load_orbax_params(directory: str | Path) -> dict:
+    """The float parameter tree of an embedder's Orbax checkpoint directory: as stored, or
+    dequantised when the checkpoint is quantised."""
+    stored = restore_params_tree(directory)
+    scheme = read_orbax_quantization(directory)
+    if scheme is None:
+        return stored
+    config, _ = read_orbax_metadata(directory)
+    return load_params(stored, scheme, embedder_layout(config), what=str(Path(directory) / "params"))
 
 
 def orbax_leaf_shapes(tree_dir: str | Path) -> dict[tuple[str, ...], tuple[int, ...]]:

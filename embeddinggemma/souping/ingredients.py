@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from embeddinggemma.checkpoint.loading import read_checkpoint_metadata
-from embeddinggemma.checkpoint.orbax_io import is_orbax_dir, orbax_leaf_shapes, read_orbax_leaf
+from embeddinggemma.checkpoint.orbax_io import (is_orbax_dir, orbax_leaf_shapes, read_orbax_leaf,
+                                                read_orbax_quantization)
 from embeddinggemma.checkpoint.sentence_transformers import (
     SentenceTransformersReader,
     is_sentence_transformers_dir,
@@ -97,6 +98,11 @@ def open_ingredient(name: str) -> Ingredient:
     if is_run_dir(path) and not is_orbax_dir(path):
         return _open_run(name, path, step_text)
     if is_orbax_dir(path):
+        scheme = read_orbax_quantization(path)
+        if scheme is not None:
+            # Averaging integer codes is meaningless; soup the float checkpoints, then quantise.
+            raise ValueError(f"{path}: a {scheme} quantised checkpoint; soup float checkpoints and "
+                             f"quantise the soup (python -m embeddinggemma.quantize).")
         config, tokenizer, prompts = read_checkpoint_metadata(path)
         shapes = orbax_leaf_shapes(path / "params")
         files = sorted(f for f in (path / "params").rglob("*") if f.is_file())

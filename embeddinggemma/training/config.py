@@ -16,6 +16,7 @@ from embeddinggemma.atomic import atomic_write, check_target
 from embeddinggemma.data.config import data_config
 from embeddinggemma.files import read_json
 from embeddinggemma.model import EmbedderConfig, RuntimeConfig, get_preset
+from embeddinggemma.quantization import SCHEMES
 
 CONFIG_FILE = "config.json"  # the resolved config in a run directory; it marks the directory as a run's
 
@@ -98,6 +99,12 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.grad_cache_chunk_size = 0  # >0: gradient caching with chunks of this many examples
     c.train.grad_accumulation_steps = 1  # micro-batches; does NOT enlarge the pool of negatives
     c.train.log_every_steps = 10       # the progress bar's loss shown every this many steps
+
+    c.quant = ml_collections.ConfigDict()
+    # Quantisation-aware training: "none", or a scheme of embeddinggemma/quantization.py
+    # (int8-block, int4-block, mixed) whose fake-quantised weights the train step's forward pass
+    # uses (straight-through gradients, float32 master weights, the embedding lookup included).
+    c.quant.scheme = "none"
 
     c.mesh = ml_collections.ConfigDict()
     c.mesh.axes = ("data", "fsdp", "tensor")
@@ -213,6 +220,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"loss.teacher_dim={config.loss.teacher_dim} must be >= 0.")
     if t.log_every_steps < 1:
         raise ConfigError(f"train.log_every_steps={t.log_every_steps} must be >= 1.")
+    if config.quant.scheme != "none" and config.quant.scheme not in SCHEMES:
+        raise ConfigError(f"quant.scheme={config.quant.scheme!r} is not 'none' or one of "
+                          f"{', '.join(SCHEMES)}.")
 
 
 def write_config(config: ml_collections.ConfigDict, workdir: str | Path) -> Path:

@@ -11,8 +11,9 @@ What varies between stages is injected, the rest is the config's:
                    caching needs the first kind (see training/step.py).
   init_params      rng -> the trained parameters, boxed with logical axis names (default: the
                    configured encoder plus the distillation map, see training/state.py).
-  param_transform  params -> params inside the loss, e.g. quantisation-aware training's
-                   straight-through fake quantisation; the evaluation `embed` sees it too.
+  param_transform  params -> params inside the loss; the evaluation `embed` sees it too. By
+                   default `config.quant.scheme`'s: quantisation-aware training fake-quantises the
+                   encoder's weights (straight-through), none when the scheme is "none".
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from embeddinggemma.model import EmbedderConfig, EmbeddingModel
 from embeddinggemma.model.layout import param_layouts
-from embeddinggemma.training.config import model_config, runtime_config
+from embeddinggemma.quantization import straight_through
+from embeddinggemma.training.config import ConfigError, model_config, runtime_config
 from embeddinggemma.training.mesh import Rules, batch_sharding, make_mesh
 from embeddinggemma.training.objective import embedding_objective
 from embeddinggemma.training.optimizer import make_optimizer
@@ -77,6 +79,13 @@ class Trainer:
                 for k, v in local.items()}
 
 
+def quantization_aware(scheme: str, encoder_layout: Mapping) -> ParamTransform:
+    """The parameter transform of quantisation-aware training: the encoder's weights fake-quantised
+    by `scheme` with straight-through gradients (quantization.straight_through); the head (the
+    distillation map, not shipped) stays in float."""
+    return lambda params: {**params, ENCODER: straight_through(params[ENCODER], scheme, encoder_layout)}
+
+
 def assemble_trainer(config: ml_collections.ConfigDict, *, objective: Objective | None = None,
                      init_params: Callable[[jax.Array], Mapping] | None = None,
                      param_transform: ParamTransform | None = None,
@@ -84,8 +93,9 @@ def assemble_trainer(config: ml_collections.ConfigDict, *, objective: Objective 
     """The trainer `config` describes, over `devices` (default: all) in the mesh `config.mesh` shapes.
 
     Raises:
-      ConfigError naming the field when the mesh does not fit the devices, or when gradient
-      caching is asked of an objective that is not an EmbeddingObjective.
+      ConfigError naming the field when the mesh does not fit the devices, when gradient
+      caching is asked of an objective that is not an EmbeddingObjective, or when a
+      param_transform is passed to a config that asks for quantisation-aware training.
     """
     rules = tuple(tuple(rule) for rule in config.mesh.rules)
     mesh = make_mesh(config.mesh.axes, config.mesh.shape, devices)
@@ -96,6 +106,11 @@ def assemble_trainer(config: ml_collections.ConfigDict, *, objective: Objective 
     # The weight-decay mask follows each parameter's logical axes (see model/layout.py).
     tx, schedule = make_optimizer(config.optimizer, config.train.num_steps, param_layouts(abstract_boxed))
     shardings = train_state_shardings(abstract_boxed, tx, mesh, rules)
+    if config.quant.scheme != "none":
+        if param_transform is not None:
+            raise ConfigError(f"quant.scheme={config.quant.scheme!r} makes its own parameter transform; "
+                              "set it to 'none' to pass another.")
+        param_transform = quantization_aware(config.quant.scheme, param_layouts(abstract_boxed)[ENCODER])
     transform = param_transform or (lambda params: params)
 
     def embed(encoder_params, tokens):

@@ -5,8 +5,6 @@ import pytest
 from sklearn.metrics import ndcg_score
 
 from embeddinggemma.evaluation import metrics
-from embeddinggemma.model.layout import embedder_layout
-from embeddinggemma.quantization import fake_quantize, quantize_params
 
 
 def test_retrieval_ndcg_at_10_matches_scikit_learn_with_one_relevant_document():
@@ -49,26 +47,3 @@ def test_pair_classification_takes_the_best_average_precision():
     second = np.array([[1, 0], [0, 1], [0, 1], [1, 0]], np.float32)
     scores = metrics.pair_classification_scores(first, second, [1, 1, 0, 0])
     assert scores["cosine_ap"] == 1.0 and scores["max_ap"] == 1.0
-
-
-def test_int8_blocks_round_to_the_nearest_level_of_each_block():
-    rng = np.random.default_rng(0)
-    w = rng.normal(size=(2, 64, 3)).astype(np.float32)
-    q = fake_quantize(w, 8, (1,), block=32)
-    blocks = np.moveaxis(w, 1, -1).reshape(2, 3, 2, 32)
-    scale = np.abs(blocks).max(-1, keepdims=True) / 127
-    qb = np.moveaxis(q, 1, -1).reshape(2, 3, 2, 32)
-    assert np.all(np.abs(qb - blocks) <= scale / 2 + 1e-7)
-    np.testing.assert_allclose(qb / scale, np.round(qb / scale), atol=1e-4)
-    assert len(np.unique(fake_quantize(w, 4, (1,), block=32)[0, :32, 0])) <= 16
-
-
-def test_mixed_scheme_keeps_norms_and_gives_attention_more_levels(tiny_config, tiny_params):
-    layout = embedder_layout(tiny_config)
-    q = quantize_params(tiny_params, "mixed", layout)
-    t = q["transformer"]
-    np.testing.assert_array_equal(t["final_norm"]["scale"], tiny_params["transformer"]["final_norm"]["scale"])
-    levels = lambda w: len(np.unique(np.asarray(w)[0, :, 0]))  # noqa: E731  one output channel
-    assert levels(t["layers"]["mlp"]["up"]) <= 16 < levels(t["layers"]["attn"]["query"])
-    with pytest.raises(ValueError, match="Unknown quantisation scheme 'int3'"):
-        quantize_params(tiny_params, "int3", layout)

@@ -133,3 +133,11 @@ def test_an_ingredient_that_is_not_a_checkpoint_is_named(tmp_path, tiny_config, 
     ckpt = save_orbax(tmp_path / "ckpt", tiny_config, tiny_params, tiny_tokenizer_path, DEFAULT_PROMPTS)
     with pytest.raises(ValueError, match=r"ckpt@3: @STEP names a run's checkpoint"):
         open_ingredient(f"{ckpt}@3")
+
+
+def test_a_quantised_checkpoint_is_refused_as_an_ingredient(tmp_path, tiny_config, tiny_params,
+                                                            tiny_tokenizer_path):
+    ckpt = save_orbax(tmp_path / "int8", tiny_config, tiny_params, tiny_tokenizer_path, DEFAULT_PROMPTS,
+                      quantization="int8-block")
+    with pytest.raises(ValueError, match=r"int8: a int8-block quantised checkpoint; soup float"):
+        open_ingredient(str(ckpt))
