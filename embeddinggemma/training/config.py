@@ -195,6 +195,13 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"loss.teacher_dim={config.loss.teacher_dim} must be >= 0.")
     if t.log_every_steps < 1:
         raise ConfigError(f"train.log_every_steps={t.log_every_steps} must be >= 1.")
+    if "ul2" in config:  # an adaptation config (configs/ul2_adapt.py)
+        from embeddinggemma.data.ul2 import validate_ul2_config
+
+        try:
+            validate_ul2_config(config.ul2)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
 
 
 def write_config(config: ml_collections.ConfigDict, workdir: str | Path) -> Path:

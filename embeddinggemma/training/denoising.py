@@ -107,10 +107,6 @@ class DenoisingStage(Stage):
 
     def prepare(self, workdir: Path) -> None:
         config = self.config
-        try:
-            ul2.validate_ul2_config(config.ul2)
-        except ValueError as e:
-            raise ConfigError(str(e)) from e
         if not config.data.corpus:
             raise ConfigError("data.corpus is empty: the adaptation reads its documents from a corpus.")
         self.data_cfg = resolve_corpus(config.data)

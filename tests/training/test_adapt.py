@@ -140,3 +140,13 @@ def test_a_decoder_of_another_architecture_is_named_field_by_field(decoder_check
                 r".*embed_dim: checkpoint 64 vs model.preset 768")
     with pytest.raises(ConfigError, match=expected):
         DenoisingStage(config).prepare(tmp_path)
+
+
+def test_a_bad_ul2_field_is_exit_status_2_before_anything_is_written(tmp_path, capsys):
+    from embeddinggemma.adapt import main
+
+    workdir = tmp_path / "run"
+    assert main(["--config", str(REPO / "configs/ul2_adapt.py:tiny"), "--workdir", str(workdir),
+                 "--config.ul2.denoisers.x_span3.noise_density=1.5"]) == 2
+    assert "ul2.denoisers.x_span3.noise_density=1.5 must be in (0, 1)" in capsys.readouterr().err
+    assert not workdir.exists()
