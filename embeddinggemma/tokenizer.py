@@ -8,6 +8,12 @@ from pathlib import Path
 import numpy as np
 import sentencepiece as spm
 
+# Gemma's pieces after pad, eos, bos and unk (ids 0..3): `<mask>` (4), `[multimodal]` (5), and
+# `<unused0>`..`<unused98>` (6..104), pieces that no text encodes to.
+GEMMA_CONTROL_PIECES = ("<mask>", "[multimodal]")
+GEMMA_UNUSED_PIECES = tuple(f"<unused{i}>" for i in range(99))
+FIRST_UNUSED_ID = 6
+
 
 class Tokenizer:
     """Wraps a SentencePiece model file (Gemma 3's `tokenizer.model`)."""

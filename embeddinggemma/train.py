@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import ml_collections
 from absl import flags
@@ -21,8 +23,12 @@ from embeddinggemma.atomic import NotOurDirectoryError
 from embeddinggemma.training.config import ConfigError
 from embeddinggemma.training.config_files import config_from_command_line
 
+if TYPE_CHECKING:  # the stages import JAX, which a bad command line need not wait for
+    from embeddinggemma.training.stage import Stage
 
-def parse_command_line(argv: list[str]) -> tuple[ml_collections.ConfigDict, flags.FlagValues]:
+
+def parse_command_line(argv: list[str], program: str = "train"
+                       ) -> tuple[ml_collections.ConfigDict, flags.FlagValues]:
     """(config with its overrides, the other flags) of the arguments after the program name.
 
     Raises:
@@ -36,16 +42,19 @@ def parse_command_line(argv: list[str]) -> tuple[ml_collections.ConfigDict, flag
     flags.DEFINE_integer("process_id", None, "This process's index (multi-process).", flag_values=fv)
     flags.DEFINE_bool("distributed", False, "jax.distributed.initialize() with detected settings.",
                       flag_values=fv)
-    config = config_from_command_line("train", argv, fv)
+    config = config_from_command_line(program, argv, fv)
     if not fv.workdir:
         raise ConfigError("--workdir is required.")
     return config, fv
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, program: str = "train",
+         stage: Callable[[ml_collections.ConfigDict], Stage] | None = None) -> int:
+    """Runs the command; `stage` makes the run's stage from its config (default: the embedding
+    training's), so `python -m embeddinggemma.adapt` is this command with the denoising stage."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        config, fv = parse_command_line(sys.argv[1:] if argv is None else argv)
+        config, fv = parse_command_line(sys.argv[1:] if argv is None else argv, program)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -58,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     from embeddinggemma.training.loop import InputError, NonFiniteLossError, train
 
     try:
-        summary = train(config, fv.workdir)
+        run_stage = stage(config) if stage is not None else None
+        summary = train(config, fv.workdir, stage=run_stage)
     except NonFiniteLossError as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
@@ -67,10 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if jax.process_index() == 0:
-        final = summary.evaluations.get(summary.last_step, {}).get("eval/ndcg_at_10")
+        headline = run_stage.headline_metric if run_stage is not None else "eval/ndcg_at_10"
+        final = summary.evaluations.get(summary.last_step, {}).get(headline)
         print(f"done: step {summary.last_step} in {summary.seconds:.0f} s"
               + (f", loss {summary.final_loss:.4f}" if summary.final_loss is not None else "")
-              + (f", held-out nDCG@10 {final:.4f}" if final is not None else "")
+              + (f", held-out {headline.removeprefix('eval/')} {final:.4f}" if final is not None else "")
               + f"; {summary.workdir}", file=sys.stderr)
     return 0
 

@@ -64,7 +64,8 @@ def _prepare(raw: RawRecord, *, fields: Mapping[str, str], default_task: str, ha
         return Skipped(e.where, e.reason)
 
 
-def _read_options(data_cfg: ml_collections.ConfigDict) -> grain.ReadOptions:
+def read_options(data_cfg: ml_collections.ConfigDict) -> grain.ReadOptions:
+    """The threads and prefetching `data.read_threads` and `data.prefetch_batches` ask for."""
     return grain.ReadOptions(num_threads=data_cfg.read_threads,
                              prefetch_buffer_size=data_cfg.prefetch_batches)
 
@@ -167,7 +168,7 @@ def make_train_iterator(data_cfg: ml_collections.ConfigDict, tokenizer: Tokenize
         per_dataset.append(batches[process_index::process_count])
     selection = WeightedBatchSelection([data_cfg.datasets[n].weight for n in names], seed)
     mixed = grain.MapDataset.select_from_datasets(per_dataset, selection)
-    return TrainIterator(mixed.to_iter_dataset(_read_options(data_cfg)), names)
+    return TrainIterator(mixed.to_iter_dataset(read_options(data_cfg)), names)
 
 
 def make_eval_batches(data_cfg: ml_collections.ConfigDict, name: str, tokenizer: Tokenizer, *,
@@ -190,4 +191,4 @@ def make_eval_batches(data_cfg: ml_collections.ConfigDict, name: str, tokenizer:
 
     records = _source_records(data_cfg, name).map(
         _preparer(data_cfg, name, hard_negatives=hard_negatives, teacher=teacher))
-    return iter(records.batch(batch_size, batch_fn=collate).to_iter_dataset(_read_options(data_cfg)))
+    return iter(records.batch(batch_size, batch_fn=collate).to_iter_dataset(read_options(data_cfg)))

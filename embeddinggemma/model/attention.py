@@ -1,4 +1,5 @@
-"""Multi-query / grouped-query self-attention with QK-norm and rotary position embeddings."""
+"""Multi-query / grouped-query attention with QK-norm: self-attention with rotary position
+embeddings, or cross-attention from a decoder's queries to an encoder's outputs (no rotary)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,13 @@ def apply_rope(x: jax.Array, sin: jax.Array, cos: jax.Array) -> jax.Array:
 
 
 class Attention(nn.Module):
-    """Self-attention over [B, T, D]; queries grouped onto K shared key/value heads."""
+    """Attention from [B, T, D] queries; queries grouped onto K shared key/value heads.
+
+    Self-attention (keys and values from the same [B, T, D]) rotates queries and keys by position.
+    Cross-attention (keys and values from `memory`, an encoder's [B, S, D] outputs) rotates
+    neither, as T5Gemma does: decoder and encoder positions count along different sequences, so
+    their difference carries no meaning; each decoder query sees every unmasked encoder output.
+    """
 
     num_heads: int
     num_kv_heads: int
@@ -38,23 +45,30 @@ class Attention(nn.Module):
     param_dtype: jnp.dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array, sin: jax.Array, cos: jax.Array, mask: jax.Array) -> jax.Array:
-        """x [B, T, D], sin/cos [B, T, H/2], mask [B, T, S] bool -> [B, T, D]."""
+    def __call__(self, x: jax.Array, sin: jax.Array | None, cos: jax.Array | None, mask: jax.Array,
+                 memory: jax.Array | None = None) -> jax.Array:
+        """x [B, T, D], sin/cos [B, T, H/2] (None for cross-attention), mask [B, T, S] bool,
+        memory [B, S, D] for cross-attention (None: self-attention, S = T) -> [B, T, D]."""
+        if (memory is None) != (sin is not None and cos is not None):
+            raise ValueError("Self-attention takes rotary tables and no memory; cross-attention "
+                             "takes a memory and no rotary tables.")
         N, K, H, D = self.num_heads, self.num_kv_heads, self.head_dim, self.embed_dim
         w_q = logical_param(self, "query", (D, N, H), ("embed", "heads", "head_dim"), self.param_dtype)
         w_k = logical_param(self, "key", (D, K, H), ("embed", "kv_heads", "head_dim"), self.param_dtype)
         w_v = logical_param(self, "value", (D, K, H), ("embed", "kv_heads", "head_dim"), self.param_dtype)
         w_o = logical_param(self, "out", (N, H, D), ("heads", "head_dim", "embed"), self.param_dtype)
         x = x.astype(self.dtype)
+        source = x if memory is None else memory.astype(self.dtype)
         q = jnp.einsum("BTD,DNH->BTNH", x, w_q.astype(self.dtype))
-        k = jnp.einsum("BSD,DKH->BSKH", x, w_k.astype(self.dtype))
-        v = jnp.einsum("BSD,DKH->BSKH", x, w_v.astype(self.dtype))
+        k = jnp.einsum("BSD,DKH->BSKH", source, w_k.astype(self.dtype))
+        v = jnp.einsum("BSD,DKH->BSKH", source, w_v.astype(self.dtype))
 
         # QK-norm over the head dimension, before the rotation.
         q = RMSNorm(self.norm_eps, "head_dim", self.param_dtype, name="query_norm")(q)
         k = RMSNorm(self.norm_eps, "head_dim", self.param_dtype, name="key_norm")(k)
-        q = apply_rope(q, sin, cos) * jnp.asarray(self.query_pre_attn_scalar ** -0.5, self.dtype)
-        k = apply_rope(k, sin, cos)
+        if memory is None:
+            q, k = apply_rope(q, sin, cos), apply_rope(k, sin, cos)
+        q = q * jnp.asarray(self.query_pre_attn_scalar ** -0.5, self.dtype)
 
         # The N query heads form K groups of G = N / K sharing one key/value head. Each group's
         # queries are laid end to end on one axis X = G * T, so the score and value products are

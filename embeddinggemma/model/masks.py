@@ -63,3 +63,10 @@ def encoder_masks(input_mask: jax.Array, config: TransformerConfig) -> LayerMask
 def decoder_masks(input_mask: jax.Array, config: TransformerConfig) -> LayerMasks:
     """Causal masks per layer type, each [B, T, T]; local layers see 0 <= i - j < sliding_window."""
     return _layer_masks(input_mask, config, causal=True)
+
+
+def cross_attention_mask(decoder_input_mask: jax.Array, encoder_input_mask: jax.Array) -> jax.Array:
+    """[B, T] decoder and [B, S] encoder padding masks -> [B, T, S]: every decoder query sees every
+    real encoder output (cross-attention is global); padded encoder positions are hidden."""
+    B, T = decoder_input_mask.shape
+    return jnp.broadcast_to(encoder_input_mask[:, None, :], (B, T, encoder_input_mask.shape[-1]))

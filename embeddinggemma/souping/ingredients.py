@@ -19,8 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from embeddinggemma.checkpoint.loading import read_checkpoint_metadata
-from embeddinggemma.checkpoint.orbax_io import (is_orbax_dir, orbax_leaf_shapes, read_orbax_leaf,
-                                                read_orbax_quantization)
+from embeddinggemma.checkpoint.orbax_io import (
+    is_orbax_dir,
+    orbax_leaf_shapes,
+    read_orbax_leaf,
+    read_orbax_quantization,
+)
 from embeddinggemma.checkpoint.sentence_transformers import (
     SentenceTransformersReader,
     is_sentence_transformers_dir,

@@ -9,7 +9,7 @@ see data/pipeline.py), so the primary host's JSON copy serves all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import jax
@@ -75,13 +75,14 @@ def host_params(params: Mapping) -> dict:
     return multihost_utils.process_allgather(params, tiled=True)
 
 
-def check_export_target(workdir: str | Path) -> Path:
-    """`DIR/export`, if it is absent, empty or an export (it holds embeddinggemma.json).
+def check_export_target(workdir: str | Path, marker: str = METADATA_FILE) -> Path:
+    """`DIR/export`, if it is absent, empty or an export (it holds `marker`, by default the
+    embedder's embeddinggemma.json).
 
     Raises:
       NotOurDirectoryError naming the directory otherwise: nothing in it is ever replaced.
     """
-    return check_target(Path(workdir).absolute() / EXPORT_DIR, METADATA_FILE, "a run's export")
+    return check_target(Path(workdir).absolute() / EXPORT_DIR, marker, "a run's export")
 
 
 def _shared_partial(target: Path) -> Path:
@@ -94,9 +95,10 @@ def _shared_partial(target: Path) -> Path:
     return target.parent / name.decode()
 
 
-def export_params(workdir: str | Path, config: EmbedderConfig, params: Mapping, tokenizer_model: str | Path,
-                  prompts: Mapping[str, str]) -> Path:
-    """`DIR/export`: the encoder's parameters in the layout `Embedder.load` and souping read.
+def export_tree(workdir: str | Path, params: Mapping, marker: str,
+                write_metadata: Callable[[Path], None]) -> Path:
+    """`DIR/export`: `params` as an Orbax tree in `params/`, and what `write_metadata(directory)`
+    writes beside it (the file `marker` among them).
 
     Every process takes part (the parameters may be sharded across hosts). Built in a partial
     directory and moved into place (embeddinggemma.atomic), so a kill never leaves half an export;
@@ -105,14 +107,22 @@ def export_params(workdir: str | Path, config: EmbedderConfig, params: Mapping, 
     Raises:
       NotOurDirectoryError when `DIR/export` is not an export (see `check_export_target`).
     """
-    out = check_export_target(workdir)
+    out = check_export_target(workdir, marker)
     partial = _shared_partial(out)
-    encoder = jax.tree.map(np.asarray, host_params(params[ENCODER]))
+    tree = jax.tree.map(np.asarray, host_params(params))
     checkpointer = ocp.StandardCheckpointer()  # every process takes part; the primary one writes
-    checkpointer.save(partial / "params", encoder)
+    checkpointer.save(partial / "params", tree)
     checkpointer.wait_until_finished()
     if jax.process_index() == 0:
-        write_orbax_metadata(partial, config, tokenizer_model, prompts)
+        write_metadata(partial)
         commit_partial(partial, out)
     multihost_utils.sync_global_devices("export_params:done")
     return out
+
+
+def export_params(workdir: str | Path, config: EmbedderConfig, params: Mapping, tokenizer_model: str | Path,
+                  prompts: Mapping[str, str]) -> Path:
+    """`DIR/export`: the encoder's parameters in the layout `Embedder.load` and souping read
+    (see `export_tree`)."""
+    return export_tree(workdir, params[ENCODER], METADATA_FILE,
+                       lambda directory: write_orbax_metadata(directory, config, tokenizer_model, prompts))

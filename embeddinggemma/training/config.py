@@ -56,8 +56,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.remat = False              # rematerialise each block in the backward pass
     # Where the encoder starts (training/initialisation.py): "random", "embedder" (an Orbax or
     # sentence-transformers embedding checkpoint), "decoder" (a Gemma 3 decoder: GGUF, Hugging Face
-    # directory or a decoder checkpoint, used bidirectionally, projection head fresh); "" =
-    # "embedder" when model.init_checkpoint is set, else "random".
+    # directory or a decoder checkpoint, used bidirectionally, projection head fresh),
+    # "encoder_decoder" (the encoder of a UL2 adaptation: `python -m embeddinggemma.adapt`'s run
+    # directory or export, projection head fresh); "" = "embedder" when model.init_checkpoint is
+    # set, else "random".
     c.model.init = ""
     c.model.init_checkpoint = ""       # the checkpoint model.init starts from
     # Keep the first N transformer layers of the preset and of the checkpoint it starts from
@@ -223,6 +225,13 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     if config.quant.scheme != "none" and config.quant.scheme not in SCHEMES:
         raise ConfigError(f"quant.scheme={config.quant.scheme!r} is not 'none' or one of "
                           f"{', '.join(SCHEMES)}.")
+    if "ul2" in config:  # an adaptation config (configs/ul2_adapt.py)
+        from embeddinggemma.data.ul2 import validate_ul2_config
+
+        try:
+            validate_ul2_config(config.ul2)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
 
 
 def write_config(config: ml_collections.ConfigDict, workdir: str | Path) -> Path:

@@ -6,10 +6,14 @@
     decoder    a Gemma 3 decoder's weights used bidirectionally (`model.init_checkpoint`: anything
                `checkpoint.decoders.load_decoder` reads); the projection head stays freshly
                initialised; the decoder's tokenizer
+    encoder_decoder
+               the encoder of a UL2-adapted encoder-decoder (`model.init_checkpoint`: an adapt run
+               directory, its latest complete checkpoint, or its export); the projection head
+               stays freshly initialised; the adaptation's tokenizer
     ""         `embedder` when `model.init_checkpoint` is set, else `random` (configs written
                before `model.init` existed)
 
-A new start (an adapted encoder-decoder's encoder) is one function added to `INITIALISERS`.
+A new start is one function added to `INITIALISERS`.
 """
 
 from __future__ import annotations
@@ -20,12 +24,11 @@ from pathlib import Path
 
 import jax
 import ml_collections
-import numpy as np
 
 from embeddinggemma.checkpoint.decoders import load_decoder
 from embeddinggemma.checkpoint.loading import load_checkpoint
 from embeddinggemma.training.config import ConfigError
-from embeddinggemma.training.state import ENCODER
+from embeddinggemma.training.denoising import load_adapted_encoder
 
 
 @dataclasses.dataclass
@@ -49,10 +52,16 @@ def _from_decoder(path: str) -> InitialEncoder:
     return InitialEncoder({"transformer": decoder.params}, decoder.tokenizer_path, None)
 
 
+def _from_encoder_decoder(path: str) -> InitialEncoder:
+    encoder = load_adapted_encoder(path)
+    return InitialEncoder({"transformer": encoder.params}, encoder.tokenizer_path, None)
+
+
 # model.init -> a loader of model.init_checkpoint; "random" has none.
 INITIALISERS: dict[str, Callable[[str], InitialEncoder]] = {
     "embedder": _from_embedder,
     "decoder": _from_decoder,
+    "encoder_decoder": _from_encoder_decoder,
 }
 CHOICES = ("random", *INITIALISERS)
 
@@ -106,15 +115,3 @@ def check_init_params(init_params: Mapping, model_params: Mapping, model: ml_col
                           f"configured model (model.init={init_choice(model)!r}; model.preset "
                           f"and friends):\n  {shown}")
 
-
-def initialise_state(state: dict, trainer, init_params: Mapping) -> dict:
-    """The state with the start's encoder parameters in place (cast to the model's dtypes, sharded
-    as the state) and a fresh optimizer state."""
-    shardings = trainer.state_shardings
-    encoder = dict(state["params"][ENCODER])
-    for key, subtree in init_params.items():
-        encoder[key] = jax.tree.map(lambda x, ref, s: jax.device_put(np.asarray(x).astype(ref.dtype), s),
-                                    subtree, encoder[key], shardings["params"][ENCODER][key])
-    params = {**state["params"], ENCODER: encoder}
-    opt_state = jax.jit(trainer.tx.init, out_shardings=shardings["opt_state"])(params)
-    return {"step": state["step"], "params": params, "opt_state": opt_state}

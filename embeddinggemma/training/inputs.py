@@ -19,14 +19,16 @@ import ml_collections
 
 from embeddinggemma.atomic import atomic_write
 from embeddinggemma.checkpoint.loading import read_checkpoint_metadata
-from embeddinggemma.data.config import corpus_datasets
+from embeddinggemma.data.config import corpus_datasets, with_corpus_datasets
 from embeddinggemma.data.corpus.build import build_corpus
 from embeddinggemma.data.corpus.manifest import MANIFEST
 from embeddinggemma.data.jsonl import JsonLinesSource
 from embeddinggemma.data.records import parse_example
 from embeddinggemma.files import require_file
 from embeddinggemma.prompts import DEFAULT_PROMPTS
+from embeddinggemma.tokenizer import GEMMA_CONTROL_PIECES, GEMMA_UNUSED_PIECES
 from embeddinggemma.training.config import model_config
+from embeddinggemma.training.stage import first_process_first
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +57,12 @@ def heldout_datasets(data_cfg: ml_collections.ConfigDict) -> ml_collections.Conf
     return corpus_datasets(data_cfg.corpus, HELDOUT_SPLIT)
 
 
-def corpus_tokenizer(corpus_dir: str | Path, vocab_size: int) -> Path:
+def corpus_tokenizer(corpus_dir: str | Path, vocab_size: int, *, gemma_reserved: bool = False) -> Path:
     """A SentencePiece model with Gemma's special ids trained on the corpus's train texts.
 
+    With `gemma_reserved`, ids 4..104 hold Gemma's control and unused pieces (`<mask>`,
+    `[multimodal]`, `<unused0>`..`<unused98>`) as control symbols that no text encodes to, as in
+    Gemma's tokenizer (UL2's sentinels need them); cached under another name.
     Deterministic (one thread, every sentence, no sampling); cached in the corpus directory (which
     must hold a manifest) and written atomically, so a killed run leaves no half-written model.
     """
@@ -65,7 +70,8 @@ def corpus_tokenizer(corpus_dir: str | Path, vocab_size: int) -> Path:
 
     corpus_dir = Path(corpus_dir).expanduser()
     datasets = corpus_datasets(corpus_dir, "train")  # refuses a directory that is not a corpus
-    path = corpus_dir / f"tokenizer-{vocab_size}.model"
+    name = f"tokenizer-{vocab_size}" + ("-gemma-reserved" if gemma_reserved else "")
+    path = corpus_dir / f"{name}.model"
     if path.is_file():
         return path
     texts = []
@@ -83,11 +89,13 @@ def corpus_tokenizer(corpus_dir: str | Path, vocab_size: int) -> Path:
             pad_id=0, eos_id=1, bos_id=2, unk_id=3, model_type="bpe",
             character_coverage=0.99,  # the bitext has 99 languages: rare characters -> unk
             num_threads=1, input_sentence_size=0, shuffle_input_sentence=False,
-            max_sentence_length=1 << 16, minloglevel=2)
+            max_sentence_length=1 << 16, minloglevel=2,
+            control_symbols=list(GEMMA_CONTROL_PIECES + GEMMA_UNUSED_PIECES) if gemma_reserved else [])
         model = (Path(tmp) / "sp.model").read_bytes()
     # The description first: a model in the cache always has one.
-    description = {"trained_on": "train splits", "sentences": len(texts), "vocab_size": vocab_size}
-    atomic_write(corpus_dir / f"tokenizer-{vocab_size}.json", json.dumps(description))
+    description = {"trained_on": "train splits", "sentences": len(texts), "vocab_size": vocab_size,
+                   "gemma_reserved": gemma_reserved}
+    atomic_write(corpus_dir / f"{name}.json", json.dumps(description))
     return atomic_write(path, model)
 
 
@@ -112,3 +120,12 @@ def run_tokenizer_and_prompts(config: ml_collections.ConfigDict) -> tuple[Path, 
         raise FileNotFoundError("The run names no tokenizer (model.tokenizer, model.init_checkpoint "
                                 "or data.corpus).")
     return require_file(tokenizer, "Run tokenizer"), dict(prompts)
+
+
+def resolve_corpus(data_cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The data config with `data.corpus` built when missing and its train datasets added."""
+    if not data_cfg.corpus:
+        return data_cfg
+    data_cfg = ml_collections.ConfigDict(data_cfg.to_dict())
+    data_cfg.corpus = str(first_process_first("corpus", lambda: ensure_corpus(data_cfg.corpus)))
+    return with_corpus_datasets(data_cfg)

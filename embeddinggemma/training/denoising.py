@@ -1,0 +1,240 @@
+"""The UL2 adaptation stage: a decoder-only Gemma 3 becomes an encoder-decoder, trained to denoise.
+
+    start        model.init_checkpoint: a decoder's weights (see `decoder_start`), copied into both
+                 halves (model/encoder_decoder.from_decoder); "" = a random encoder-decoder
+    data         the documents of data.corpus's train splits, denoised by ul2.denoisers (data/ul2.py)
+    objective    the mean cross-entropy of the decoder's targets (`denoising/loss`), per target token
+    evaluation   the same loss on the corpus's held-out splits, denoised once with a fixed seed
+                 (`eval/denoising_loss`, per denoiser `eval/<name>/denoising_loss`)
+    export       DIR/export: the encoder-decoder (checkpoint/encoder_decoder.py)
+
+`load_adapted_encoder(path)` gives the encoder half of an adaptation run or export, the tree an
+embedding model starts from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+
+from embeddinggemma.checkpoint.decoders import load_decoder
+from embeddinggemma.checkpoint.encoder_decoder import (
+    METADATA_FILE,
+    check_halves,
+    is_encoder_decoder_dir,
+    read_encoder_decoder_metadata,
+    write_encoder_decoder_metadata,
+)
+from embeddinggemma.checkpoint.loading import load_checkpoint
+from embeddinggemma.checkpoint.orbax_io import is_orbax_dir, restore_params_tree
+from embeddinggemma.checkpoint.sentence_transformers import is_sentence_transformers_dir
+from embeddinggemma.data import ul2
+from embeddinggemma.data.config import corpus_datasets
+from embeddinggemma.data.pipeline import read_options
+from embeddinggemma.model import encoder_decoder
+from embeddinggemma.model.config import TransformerConfig
+from embeddinggemma.model.encoder_decoder import EncoderDecoder
+from embeddinggemma.tokenizer import Tokenizer
+from embeddinggemma.training.checkpoints import CHECKPOINTS_DIR, check_export_target, export_tree
+from embeddinggemma.training.config import ConfigError, model_config, runtime_config
+from embeddinggemma.training.inputs import HELDOUT_SPLIT, corpus_tokenizer, resolve_corpus
+from embeddinggemma.training.stage import DataStream, Evaluator, Stage, first_process_first
+from embeddinggemma.training.trainer import Trainer, assemble_trainer
+
+SEQ2SEQ = "encoder_decoder"  # the trained parameters' key in the train state
+
+
+@dataclasses.dataclass
+class DecoderStart:
+    """A decoder-only model to adapt: its architecture, `Transformer` parameters and tokenizer."""
+
+    config: TransformerConfig
+    params: dict
+    tokenizer_path: Path
+
+
+def decoder_start(path: str | Path) -> DecoderStart:
+    """Where the decoder weights of an adaptation come from: the one place to read them.
+
+    A Gemma 3 decoder (GGUF, Hugging Face safetensors, our decoder layout: checkpoint/decoders), or
+    one of this codebase's embedding checkpoints (Orbax or sentence-transformers: their
+    `transformer` tree, used causally).
+    """
+    path = Path(path).expanduser()
+    if is_orbax_dir(path) or is_sentence_transformers_dir(path):
+        loaded = load_checkpoint(path)
+        return DecoderStart(loaded.config.transformer, dict(loaded.params["transformer"]),
+                            loaded.tokenizer_path)
+    decoder = load_decoder(path)
+    return DecoderStart(decoder.config, dict(decoder.params), decoder.tokenizer_path)
+
+
+def target_statistics(logits: jax.Array, targets: jax.Array, pad_id: int
+                      ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Per example [B]: (summed negative log-likelihood, target tokens, correctly predicted tokens)
+    of `targets` [B, T] under `logits` [B, T, V]; pad targets count for nothing."""
+    weight = (targets != pad_id).astype(jnp.float32)
+    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    nll = -jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+    correct = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32)
+    return (nll * weight).sum(-1), weight.sum(-1), (correct * weight).sum(-1)
+
+
+def denoising_objective(model: EncoderDecoder, pad_id: int):
+    """`(params, batch) -> (loss, metrics)`: the mean target-token cross-entropy of a UL2 batch
+    (data/ul2.BATCH_KEYS), with `denoising/loss`, `denoising/accuracy` and
+    `denoising/target_tokens`."""
+
+    def objective(params, batch):
+        logits = model.apply({"params": params[SEQ2SEQ]}, batch["encoder_tokens"], batch["decoder_tokens"])
+        nll, tokens, correct = target_statistics(logits, batch["targets"], pad_id)
+        count = jnp.maximum(tokens.sum(), 1.0)
+        loss = nll.sum() / count
+        return loss, {"denoising/loss": loss, "denoising/accuracy": correct.sum() / count,
+                      "denoising/target_tokens": tokens.sum()}
+
+    return objective
+
+
+class DenoisingStage(Stage):
+    """The adapt command's stage (see the module docstring); config: configs/ul2_adapt.py."""
+
+    name = "adapt"
+    headline_metric = "eval/denoising_loss"
+
+    def check_export_target(self, workdir: Path) -> None:
+        check_export_target(workdir, METADATA_FILE)
+
+    def prepare(self, workdir: Path) -> None:
+        config = self.config
+        if not config.data.corpus:
+            raise ConfigError("data.corpus is empty: the adaptation reads its documents from a corpus.")
+        self.data_cfg = resolve_corpus(config.data)
+        self.transformer = model_config(config).transformer
+        start = decoder_start(config.model.init_checkpoint) if config.model.init_checkpoint else None
+        if start is not None and start.config != self.transformer:
+            differ = [f"{f.name}: checkpoint {getattr(start.config, f.name)!r} vs model.preset "
+                      f"{getattr(self.transformer, f.name)!r}" for f in dataclasses.fields(TransformerConfig)
+                      if getattr(start.config, f.name) != getattr(self.transformer, f.name)]
+            raise ConfigError(f"model.init_checkpoint={config.model.init_checkpoint} is another architecture "
+                              f"than model.preset={config.model.preset!r}:\n  " + "\n  ".join(differ))
+        self.start = start
+        if config.model.tokenizer:
+            self.tokenizer_path = Path(config.model.tokenizer).expanduser()
+        elif start is not None:
+            self.tokenizer_path = start.tokenizer_path
+        else:
+            vocab_size = self.transformer.vocab_size
+            self.tokenizer_path = first_process_first("tokenizer", lambda: corpus_tokenizer(
+                self.data_cfg.corpus, vocab_size, gemma_reserved=True))
+        self.tokenizer = Tokenizer(self.tokenizer_path)
+        ul2.check_tokenizer(self.tokenizer)
+        if self.tokenizer.vocab_size > self.transformer.vocab_size:
+            raise ConfigError(f"The tokenizer {self.tokenizer_path} has {self.tokenizer.vocab_size} pieces, "
+                              f"more than model.preset={config.model.preset!r}'s vocabulary of "
+                              f"{self.transformer.vocab_size}.")
+        if jax.process_index() == 0:  # the run directory describes its checkpoints' model
+            write_encoder_decoder_metadata(workdir, self.transformer, self.tokenizer_path)
+
+    def assemble(self) -> Trainer:
+        model = EncoderDecoder(self.transformer, runtime_config(self.config))
+
+        def init_boxed(rng):
+            tokens = jnp.ones((1, 4), jnp.int32)
+            return {SEQ2SEQ: model.init(rng, tokens, tokens)["params"]}
+
+        return assemble_trainer(self.config, objective=denoising_objective(model, self.tokenizer.pad_id),
+                                init_params=init_boxed)
+
+    def initial_params(self, trainer: Trainer, state: Mapping) -> Mapping | None:
+        if self.start is None:
+            return None
+        return {SEQ2SEQ: encoder_decoder.from_decoder(self.start.params)}
+
+    def train_iterator(self, trainer: Trainer) -> DataStream:
+        t, data_cfg = self.config.train, self.data_cfg
+        documents = ul2.corpus_documents(data_cfg.datasets, self.tokenizer)
+        return ul2.make_ul2_iterator(documents, self.config.ul2, self.tokenizer, batch_size=t.batch_size,
+                                     seed=self.config.seed, process_index=jax.process_index(),
+                                     process_count=jax.process_count(), read_options=read_options(data_cfg))
+
+    def evaluator(self, trainer: Trainer) -> Evaluator | None:
+        c = self.config.ul2
+        documents = ul2.corpus_documents(corpus_datasets(self.data_cfg.corpus, HELDOUT_SPLIT), self.tokenizer,
+                                         limit=c.heldout_documents)
+        batches = ul2.heldout_batches(documents, c, self.tokenizer, batch_size=self.config.eval.batch_size,
+                                      seed=self.config.seed)
+        names = ul2.denoiser_names(c)
+        model = EncoderDecoder(self.transformer, runtime_config(self.config))
+        pad_id = self.tokenizer.pad_id
+
+        @jax.jit
+        def sums(params, batch):
+            logits = model.apply({"params": params[SEQ2SEQ]}, batch["encoder_tokens"],
+                                 batch["decoder_tokens"])
+            per_example = target_statistics(logits, batch["targets"], pad_id)
+            return [jax.ops.segment_sum(x, batch["denoiser"], len(names)) for x in per_example]
+
+        def evaluate(params):
+            # Every host passes the whole held-out batch: the global batch holds each example once
+            # per host, which leaves every ratio below unchanged.
+            totals = np.zeros((3, len(names)))
+            for batch in batches:
+                totals += np.asarray(jax.device_get(sums(params, trainer.global_batch(batch))))
+            nll, tokens, correct = totals
+            metrics = {"eval/denoising_loss": nll.sum() / tokens.sum(),
+                       "eval/denoising_accuracy": correct.sum() / tokens.sum()}
+            metrics.update({f"eval/{name}/denoising_loss": nll[i] / tokens[i]
+                            for i, name in enumerate(names) if tokens[i]})
+            return {k: float(v) for k, v in metrics.items()}
+
+        return evaluate
+
+    def tokens(self, local_batch: Mapping[str, np.ndarray]) -> int:
+        pad = self.tokenizer.pad_id
+        return int((local_batch["encoder_tokens"] != pad).sum() + (local_batch["targets"] != pad).sum())
+
+    def export(self, workdir: Path, trainer: Trainer, params: Mapping) -> Path:
+        return export_tree(workdir, params[SEQ2SEQ], METADATA_FILE,
+                           lambda d: write_encoder_decoder_metadata(d, self.transformer, self.tokenizer_path))
+
+
+@dataclasses.dataclass
+class AdaptedEncoder:
+    """The encoder half of an adapted encoder-decoder: a `Transformer`'s parameters (the tree an
+    embedding model holds under `transformer`), their architecture and the tokenizer."""
+
+    config: TransformerConfig
+    params: dict
+    tokenizer_path: Path
+
+
+def load_adapted_encoder(path: str | Path) -> AdaptedEncoder:
+    """The encoder of an adaptation run directory (its latest complete checkpoint) or of its export.
+
+    Raises:
+      FileNotFoundError or ValueError naming the directory when it is neither, or holds no
+      complete checkpoint.
+    """
+    path = Path(path).expanduser().absolute()
+    if not is_encoder_decoder_dir(path):
+        raise FileNotFoundError(f"{path} is neither an adaptation run directory nor its export "
+                                f"({METADATA_FILE} missing).")
+    config, tokenizer_path = read_encoder_decoder_metadata(path)
+    if (path / "params").is_dir():
+        params = restore_params_tree(path)
+    else:
+        with ocp.CheckpointManager(path / CHECKPOINTS_DIR) as manager:
+            step = manager.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"{path / CHECKPOINTS_DIR} holds no complete checkpoint yet.")
+        state = ocp.StandardCheckpointer().restore(path / CHECKPOINTS_DIR / str(step) / "state")
+        params = state["params"][SEQ2SEQ]
+    check_halves(params, path)
+    return AdaptedEncoder(config, encoder_decoder.encoder_transformer_params(params), tokenizer_path)
