@@ -14,16 +14,19 @@ import jax
 import numpy as np
 import pytest
 
-from embeddinggemma.checkpoint.orbax_io import save_orbax
+from embeddinggemma.checkpoint.orbax_io import restore_params_tree, save_orbax
 from embeddinggemma.data.ul2 import SENTINEL_IDS
 from embeddinggemma.model import Transformer, init_params, tiny
-from embeddinggemma.model.encoder_decoder import CROSS_FROM_SELF, from_decoder
+from embeddinggemma.model.encoder_decoder import CROSS_FROM_SELF, encoder_transformer_params, from_decoder
 from embeddinggemma.model.layout import transformer_layout
 from embeddinggemma.training.config import ConfigError
 from embeddinggemma.training.config_files import load_config
 from embeddinggemma.training.denoising import SEQ2SEQ, DenoisingStage, load_adapted_encoder
+from embeddinggemma.training.embedding_stage import EmbeddingStage
 from embeddinggemma.training.loop import train
 from embeddinggemma.training.metrics import read_jsonl
+from embeddinggemma.training.state import ENCODER
+from embeddinggemma.training.trainer import assemble_trainer
 from tests.training.conftest import REPO, process_env, run
 from tests.training.test_train_loop import assert_same_params, losses
 
@@ -81,11 +84,6 @@ def test_the_encoder_of_a_run_and_of_its_export_is_an_embedding_models_transform
 
 
 def test_an_embedding_run_starts_from_the_adapted_encoder(straight_run, small_corpus):
-    from embeddinggemma.model.encoder_decoder import encoder_transformer_params
-    from embeddinggemma.training.embedding_stage import EmbeddingStage
-    from embeddinggemma.training.state import ENCODER
-    from embeddinggemma.training.trainer import assemble_trainer
-
     config = load_config("finetune:tiny", [f"data.corpus={small_corpus}", "model.init=encoder_decoder",
                                            f"model.init_checkpoint={straight_run / 'export'}"])
     stage = EmbeddingStage(config)
@@ -97,9 +95,8 @@ def test_an_embedding_run_starts_from_the_adapted_encoder(straight_run, small_co
     seq2seq = load_adapted_encoder(straight_run / "export")
     assert_same_params(start[ENCODER]["transformer"], seq2seq.params)
     # The encoder half of what was trained, not the decoder's; the projection head stays fresh.
-    from embeddinggemma.checkpoint.orbax_io import restore_params_tree
-
-    assert_same_params(seq2seq.params, encoder_transformer_params(restore_params_tree(straight_run / "export")))
+    trained = restore_params_tree(straight_run / "export")
+    assert_same_params(seq2seq.params, encoder_transformer_params(trained))
     fresh = jax.device_get(state["params"][ENCODER])
     assert_same_params({k: v for k, v in start[ENCODER].items() if k != "transformer"},
                        {k: v for k, v in fresh.items() if k != "transformer"})
