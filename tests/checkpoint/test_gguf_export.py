@@ -138,3 +138,39 @@ def test_the_command_refuses_a_bad_type_and_files_not_its_own(tmp_path, config, 
     assert main([*args[:3], str(users), *args[4:], "--overwrite"]) == 2
     assert users.read_bytes() == b"GGUF not ours"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "m.gguf", "users.gguf"]
+
+
+@pytest.mark.release
+def test_the_release_exports_to_q8_0(release_dir, tmp_path):
+    from embeddinggemma.checkpoint.loading import load_checkpoint
+    from embeddinggemma.quantization import fake_quantize, grid_of
+
+    out = tmp_path / "release-q8_0.gguf"
+    assert main(["--checkpoint", str(release_dir), "--out", str(out), "--format", "gguf",
+                 "--gguf-type", "q8_0"]) == 0
+    release = load_checkpoint(release_dir)
+    t = release.config.transformer
+    reader = gguf.GGUFReader(out)
+    by_name = {tensor.name: tensor for tensor in reader.tensors}
+    per_layer = ["attn_norm", "post_attention_norm", "ffn_norm", "post_ffw_norm", "attn_q_norm",
+                 "attn_k_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
+    assert sorted(by_name) == sorted(["token_embd.weight", "output_norm.weight", "dense_2.weight",
+                                      "dense_3.weight"] + [f"blk.{i}.{n}.weight" for i in range(t.num_layers)
+                                                           for n in per_layer])
+    layout = embedder_layout(release.config)
+    query = layout["transformer"]["layers"]["attn"]["query"].per_layer()
+    checks = {
+        "blk.5.attn_q.weight": (release.params["transformer"]["layers"]["attn"]["query"][5], query),
+        "dense_2.weight": (release.params["projection_0"], layout["projection_0"]),
+    }
+    for name, (w, param) in checks.items():
+        want = np.asarray(fake_quantize(w, grid_of("int8-block", param), param.contraction_axes))
+        want = want.reshape(-1, want.shape[-1]).T if name.startswith("dense") else \
+            want.reshape(want.shape[0], -1).T  # [D, heads, head_dim] -> [heads * head_dim, D]
+        got = gguf.quants.dequantize(by_name[name].data, by_name[name].tensor_type)
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    norm = by_name["output_norm.weight"]
+    assert norm.tensor_type == gguf.GGMLQuantizationType.F32
+    np.testing.assert_array_equal(np.asarray(norm.data),
+                                  np.asarray(release.params["transformer"]["final_norm"]["scale"]) + 1.0)
+    assert _fields(reader)[gguf.Keys.Tokenizer.LIST][:5] == ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"]
