@@ -71,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                 same_scheme = quantized.encode(texts)
             cos = np.sum(theirs * reference, axis=-1)
             cos_same = np.sum(theirs * same_scheme, axis=-1)
-            print(f"{gguf_type}: cosine with our float32 embeddings min {cos.min():.6f} "
-                  f"mean {cos.mean():.6f}; with ours on the same grid min {cos_same.min():.6f} "
-                  f"mean {cos_same.mean():.6f}; token ids equal for {ids_agree}/{len(texts)} texts; "
+            print(f"{gguf_type}: 1 - cosine with our float32 embeddings max {1 - cos.min():.2e} "
+                  f"mean {1 - cos.mean():.2e}; with ours on the same grid max {1 - cos_same.min():.2e} "
+                  f"mean {1 - cos_same.mean():.2e}; token ids equal for {ids_agree}/{len(texts)} texts; "
                   f"llama.cpp {seconds:.1f} s", flush=True)
             del llm
     return 0
