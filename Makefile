@@ -6,7 +6,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 INSTALLED := $(VENV)/.installed
 EVAL := $(VENV)/.eval-installed
 
-.PHONY: install install-eval install-reference fetch demo model-card evaluate test test-fast bench lint golden clean
+.PHONY: install install-eval install-reference install-llama-cpp fetch demo model-card evaluate test test-fast bench lint golden clean
 
 install: $(INSTALLED)
 
@@ -22,6 +22,10 @@ $(INSTALLED): setup.py
 install-eval: $(EVAL)
 
 install-reference: install-eval
+
+# llama.cpp (compiled from source, minutes) for scripts/compare_llama_cpp.py.
+install-llama-cpp: install
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) install -q -e '.[llama-cpp]'
 
 $(EVAL): $(INSTALLED) setup.py
 	$(PIP) install -q torch==2.13.0

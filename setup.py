@@ -51,5 +51,8 @@ setup(
         "reference": REFERENCE,
         # mteb itself (the adapter and its test); it needs torch, so install torch==2.13.0 first.
         "eval": REFERENCE + ["mteb>=2.26"],
+        # llama.cpp itself, compiled from source (22 min on 2 loaded cores), for
+        # scripts/compare_llama_cpp.py: it runs the GGUF export; never needed by the package.
+        "llama-cpp": ["llama-cpp-python>=0.3.36"],
     },
 )

@@ -107,17 +107,29 @@ def atomic_directory(target: str | Path, marker: str, what: str) -> Iterator[Pat
             shutil.rmtree(partial, ignore_errors=True)
 
 
-def atomic_write(path: str | Path, data: bytes | str) -> Path:
-    """Writes a file through a temporary sibling and a rename: readers see the old or the new file."""
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """Yields a temporary sibling of the file `path` for a writer that needs a path; renamed onto
+    `path` when the block ends without an exception, removed when it raises: readers see the old
+    or the new file, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the file from other users
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    return path
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> Path:
+    """Writes a file through a temporary sibling and a rename: readers see the old or the new file."""
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    return Path(path)

@@ -2,17 +2,22 @@
 
     python -m embeddinggemma.export --checkpoint DIR --out DIR [--format sentence-transformers]
         [--overwrite]
+    python -m embeddinggemma.export --checkpoint DIR --out FILE.gguf --format gguf
+        [--gguf-type f32|f16|q8_0|q4_0] [--overwrite]
 
 DIR is an Orbax checkpoint (a run's `export/`, a soup, `Embedder.save`) or a sentence-transformers
 directory (the release, an earlier export). Formats:
   sentence-transformers  safetensors, config.json, tokenizer.json, prompts, pooling, Dense,
                          Normalize and the Matryoshka dims: `SentenceTransformer(DIR)` loads it
   orbax                  this codebase's own layout (e.g. the release imported once, to load fast)
+  gguf                   one file of llama.cpp's gemma-embedding architecture, its matrices in
+                         --gguf-type (q8_0 / q4_0 on this codebase's own quantisation grids)
 
 Everything is checked before anything is written, and the directory is built in a hidden sibling
 and renamed into place, so a refused or failed export leaves nothing. An existing `--out` is
 refused unless it is empty; `--overwrite` replaces only an earlier export of the same format
-(a directory holding that format's marker file), never a directory of somebody else's.
+(a directory holding that format's marker file, a GGUF file carrying its marker key), never
+somebody else's.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from embeddinggemma.checkpoint.gguf_export import EXPORT_KEY, GGUF_TYPES, export_gguf
 from embeddinggemma.checkpoint.loading import LoadedCheckpoint, load_checkpoint
 from embeddinggemma.checkpoint.orbax_io import METADATA_FILE, save_orbax
 from embeddinggemma.checkpoint.sentence_transformers import EXPORT_METADATA_FILE, export_sentence_transformers
@@ -31,8 +37,9 @@ from embeddinggemma.checkpoint.sentence_transformers import EXPORT_METADATA_FILE
 
 @dataclasses.dataclass(frozen=True)
 class ExportFormat:
-    """One `--format`: its writer, the marker file that makes a directory its own (what
-    `--overwrite` may replace) and the command-line options only it has.
+    """One `--format`: its writer, the marker that makes an output its own (a file in a directory,
+    a metadata key in a GGUF file: what `--overwrite` may replace) and the command-line options
+    only it has.
 
     `write(out, checkpoint, overwrite=..., **options(args))` writes `out` atomically and returns it.
     """
@@ -52,9 +59,19 @@ def _write_orbax(out: Path, ckpt: LoadedCheckpoint, overwrite: bool) -> Path:
     return save_orbax(out, ckpt.config, ckpt.params, ckpt.tokenizer_path, ckpt.prompts, overwrite=overwrite)
 
 
+def _write_gguf(out: Path, ckpt: LoadedCheckpoint, overwrite: bool, gguf_type: str = "f32") -> Path:
+    return export_gguf(out, ckpt.config, ckpt.params, ckpt.tokenizer_path, gguf_type, overwrite=overwrite)
+
+
+def _gguf_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--gguf-type", choices=GGUF_TYPES, default="f32",
+                       help="the type of the matrices (vectors stay f32); default f32")
+
+
 FORMATS: dict[str, ExportFormat] = {
     "sentence-transformers": ExportFormat(_write_sentence_transformers, EXPORT_METADATA_FILE),
     "orbax": ExportFormat(_write_orbax, METADATA_FILE),
+    "gguf": ExportFormat(_write_gguf, EXPORT_KEY, _gguf_options, lambda args: {"gguf_type": args.gguf_type}),
 }
 
 
@@ -77,7 +94,8 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, type=Path,
                         help="an Orbax checkpoint or a sentence-transformers directory")
-    parser.add_argument("--out", required=True, type=Path, help="the directory to write (absent or empty)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="the directory to write (absent or empty); the file, for --format gguf")
     parser.add_argument("--format", choices=list(FORMATS), default="sentence-transformers")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier export of the same format at --out")

@@ -158,6 +158,19 @@ def hf_name(gguf_name: str) -> str:
     raise ValueError(f"unexpected tensor {gguf_name}")
 
 
+def gguf_name(hf: str) -> str:
+    """The GGUF tensor name of a Hugging Face Gemma 3 name (the inverse of `hf_name`)."""
+    for gguf, name in _GLOBAL_NAMES.items():
+        if hf == name:
+            return gguf
+    parts = hf.split(".", 2)
+    if len(parts) == 3 and parts[0] == "layers" and parts[1].isdigit():
+        for gguf, name in _LAYER_NAMES.items():
+            if parts[2] == name:
+                return f"blk.{parts[1]}.{gguf}"
+    raise ValueError(f"no GGUF name for the tensor {hf}")
+
+
 def read_gguf(path: str | Path) -> tuple[TransformerConfig, dict, list[str]]:
     """(config, `transformer` parameter tree in float32, SentencePiece pieces) of a Gemma 3 GGUF file.
 
