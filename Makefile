@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 INSTALLED := $(VENV)/.installed
 EVAL := $(VENV)/.eval-installed
+# pytest worker processes (pytest-xdist); each loads JAX and, in the release tests, a 300m model.
+TEST_WORKERS ?= 2
 
 .PHONY: install install-eval install-reference install-llama-cpp fetch demo model-card evaluate test test-fast bench lint golden clean
 
@@ -50,10 +52,10 @@ evaluate: install
 test: install-eval
 	$(PY) -m embeddinggemma.fetch > /dev/null
 	$(PY) -m embeddinggemma.fetch --artefact gemma3-270m-gguf > /dev/null
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n $(TEST_WORKERS) tests
 
 test-fast: install-eval
-	$(PY) -m pytest -m "not release and not decoder" tests
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not release and not decoder" tests
 
 bench: install-eval
 	$(PY) -m embeddinggemma.fetch > /dev/null

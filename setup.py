@@ -47,7 +47,9 @@ setup(
     install_requires=RUNTIME,
     extras_require={
         # tensorboard reads the event files back.
-        "test": ["pytest>=8.0", "ruff>=0.6", "tensorboard>=2.21"],
+        # pytest-xdist: the suite runs in two worker processes (most tests are single-threaded
+        # compilation and Python, so two cores finish it sooner).
+        "test": ["pytest>=8.0", "pytest-xdist>=3.8", "ruff>=0.6", "tensorboard>=2.21"],
         "reference": REFERENCE,
         # mteb itself (the adapter and its test); it needs torch, so install torch==2.13.0 first.
         "eval": REFERENCE + ["mteb>=2.26"],
