@@ -11,7 +11,7 @@ from embeddinggemma import Embedder
 from embeddinggemma.checkpoint.loading import load_checkpoint
 from embeddinggemma.soup import main
 from tests.training.conftest import run as run_command
-from tests.training.conftest import small_corpus, train_command  # noqa: F401  (fixtures)
+from tests.training.conftest import train_command  # noqa: F401  (a fixture; small_corpus is in tests/conftest.py)
 
 
 def _flat(tree):
