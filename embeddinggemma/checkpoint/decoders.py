@@ -158,9 +158,7 @@ def read_decoder_config(directory: str | Path) -> TransformerConfig:
     if not isinstance(metadata, dict) or metadata.get("format_version") != DECODER_FORMAT_VERSION:
         raise ValueError(f"{path}: expected an object with format_version {DECODER_FORMAT_VERSION}.")
     try:
-        fields = dict(metadata["config"])
-        fields["layer_types"] = tuple(fields["layer_types"])
-        return TransformerConfig(**fields)
+        return TransformerConfig.from_dict(metadata["config"])
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path}: field 'config' does not describe a decoder: {e!r}") from None
 

@@ -42,9 +42,7 @@ def read_encoder_decoder_metadata(directory: str | Path) -> tuple[TransformerCon
     if not isinstance(metadata, dict) or metadata.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: not an encoder-decoder description of format_version {FORMAT_VERSION}.")
     try:
-        fields = dict(metadata["transformer"])
-        fields["layer_types"] = tuple(fields["layer_types"])
-        config = TransformerConfig(**fields)
+        config = TransformerConfig.from_dict(metadata["transformer"])
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path}: field 'transformer' does not describe a transformer: {e!r}") from None
     return config, require_file(Path(directory) / TOKENIZER_FILE, "Tokenizer model")

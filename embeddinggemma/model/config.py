@@ -113,6 +113,11 @@ class TransformerConfig:
         return dataclasses.replace(self, num_layers=n, layer_types=self.layer_types[:n])
 
     @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TransformerConfig:
+        """Reads `dataclasses.asdict`'s form, as our checkpoint files store it (lists for tuples)."""
+        return cls(**{**d, "layer_types": tuple(d["layer_types"])})
+
+    @classmethod
     def from_hf_config(cls, hf: Mapping[str, Any], **overrides: Any) -> TransformerConfig:
         """Builds the config from a Hugging Face Gemma 3 text `config.json` dictionary.
 
@@ -254,11 +259,10 @@ class EmbedderConfig:
                              "bidirectionally; this config describes another model.")
         for key in _LEGACY_RUNTIME_FIELDS:
             t.pop(key, None)
-        t["layer_types"] = tuple(t["layer_types"])
         for key in ("projection_dims", "matryoshka_dims"):
             if key in d:
                 d[key] = tuple(d[key])
-        return cls(transformer=TransformerConfig(**t), **d)
+        return cls(transformer=TransformerConfig.from_dict(t), **d)
 
 
 def embeddinggemma_300m(**overrides: Any) -> EmbedderConfig:
