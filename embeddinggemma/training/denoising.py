@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from embeddinggemma.checkpoint.decoders import load_decoder
+from embeddinggemma.checkpoint.decoders import LoadedDecoder, keep_first_layers, load_decoder
 from embeddinggemma.checkpoint.encoder_decoder import (
     METADATA_FILE,
     check_halves,
@@ -59,19 +59,29 @@ class DecoderStart:
     tokenizer_path: Path
 
 
-def decoder_start(path: str | Path) -> DecoderStart:
+def decoder_start(path: str | Path, keep_layers: int = 0) -> DecoderStart:
     """Where the decoder weights of an adaptation come from: the one place to read them.
 
     A Gemma 3 decoder (GGUF, Hugging Face safetensors, our decoder layout: checkpoint/decoders), or
     one of this codebase's embedding checkpoints (Orbax or sentence-transformers: their
-    `transformer` tree, used causally).
+    `transformer` tree, used causally); cut to its first `keep_layers` layers when set
+    (`model.keep_layers`, as the embedding model's start is).
+
+    Raises:
+      ConfigError naming model.keep_layers when the start has fewer layers.
     """
     path = Path(path).expanduser()
     if is_orbax_dir(path) or is_sentence_transformers_dir(path):
         loaded = load_checkpoint(path)
-        return DecoderStart(loaded.config.transformer, dict(loaded.params["transformer"]),
-                            loaded.tokenizer_path)
-    decoder = load_decoder(path)
+        decoder = LoadedDecoder(loaded.config.transformer, dict(loaded.params["transformer"]),
+                                loaded.tokenizer_path)
+    else:
+        decoder = load_decoder(path)
+    if keep_layers:
+        try:
+            decoder = keep_first_layers(decoder, keep_layers)
+        except ValueError as e:
+            raise ConfigError(f"model.{e} (model.init_checkpoint={path})") from e
     return DecoderStart(decoder.config, dict(decoder.params), decoder.tokenizer_path)
 
 
@@ -117,7 +127,8 @@ class DenoisingStage(Stage):
             raise ConfigError("data.corpus is empty: the adaptation reads its documents from a corpus.")
         self.data_cfg = resolve_corpus(config.data)
         self.transformer = model_config(config).transformer
-        start = decoder_start(config.model.init_checkpoint) if config.model.init_checkpoint else None
+        start = (decoder_start(config.model.init_checkpoint, config.model.keep_layers)
+                 if config.model.init_checkpoint else None)
         if start is not None and start.config != self.transformer:
             differ = [f"{f.name}: checkpoint {getattr(start.config, f.name)!r} vs model.preset "
                       f"{getattr(self.transformer, f.name)!r}" for f in dataclasses.fields(TransformerConfig)

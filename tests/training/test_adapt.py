@@ -154,6 +154,21 @@ def test_the_start_from_a_decoder_copies_it_into_both_halves(decoder_checkpoint,
                        decoder["layers"][CROSS_FROM_SELF["cross_attn"]])
 
 
+def test_keep_layers_cuts_the_decoder_start_to_its_first_layers(decoder_checkpoint, small_corpus, tmp_path):
+    from embeddinggemma.checkpoint.orbax_io import load_orbax_params
+
+    config = _config(small_corpus, f"model.init_checkpoint={decoder_checkpoint}", "model.keep_layers=2")
+    stage = DenoisingStage(config)
+    stage.prepare(tmp_path)
+    assert stage.transformer.num_layers == 2 and stage.start.config == stage.transformer
+    decoder = load_orbax_params(decoder_checkpoint)["transformer"]
+    first_two = jax.tree.map(lambda w: np.asarray(w)[:2], decoder["layers"])
+    assert_same_params(stage.start.params["layers"], first_two)
+    with pytest.raises(ConfigError, match=r"model\.keep_layers=5 is outside 1\.\.3"):
+        DenoisingStage(_config(small_corpus, f"model.init_checkpoint={decoder_checkpoint}",
+                               "model.keep_layers=5")).prepare(tmp_path)
+
+
 def test_a_decoder_of_another_architecture_is_named_field_by_field(decoder_checkpoint, small_corpus,
                                                                    tmp_path):
     config = _config(small_corpus, f"model.init_checkpoint={decoder_checkpoint}",
