@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,6 +23,14 @@ _DOCUMENT_PROMPT_NAMES = ("document", "Retrieval-document")
 _PROGRESS_MIN_TEXTS = 256
 
 
+@functools.cache
+def _embed_function(config: EmbedderConfig, runtime: RuntimeConfig):
+    """One jitted forward pass per architecture and run-time setting: Embedders of the same model
+    (an evaluation's checkpoints, a greedy soup's candidates) reuse each other's compiled programs."""
+    model = EmbeddingModel(config, runtime)
+    return jax.jit(lambda p, tokens: model.apply({"params": p}, tokens))
+
+
 class Embedder:
     """A loaded embedding model with its tokenizer and prompts."""
 
@@ -33,8 +42,7 @@ class Embedder:
         self.tokenizer = Tokenizer(tokenizer_path, bos_id=t.bos_id, eos_id=t.eos_id, pad_id=t.pad_id)
         self.prompts = dict(prompts)
         self.params = jax.tree.map(lambda w: jnp.asarray(w, runtime.weight_dtype), params)
-        model = EmbeddingModel(config, runtime)
-        self._embed = jax.jit(lambda p, tokens: model.apply({"params": p}, tokens))
+        self._embed = _embed_function(config, runtime)
 
     @classmethod
     def load(cls, path: str | Path, dtype: str = "float32") -> Embedder:
