@@ -1,0 +1,162 @@
+"""Runs one stage of a cell in this process, or writes the command line that runs it elsewhere.
+
+A stage runs exactly what its command does (the train, adapt, soup and quantize commands' own
+code), with its directory under the cell's; running it again after a kill resumes it: a training
+run from its latest checkpoint, a soup or a quantised checkpoint rebuilt over its own partial
+output (those commands only ever replace what they wrote).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import ml_collections
+
+from experiments.grid import Adapt, Quantize, Ref, Soup, Stage, Teacher, Train, cell_dir, stage_outputs
+
+
+class StageError(RuntimeError):
+    """A stage that did not finish: the message names the cell, the stage and why."""
+
+
+class Paths:
+    """Resolves a cell's stage names and Refs to directories under the experiment's work directory."""
+
+    def __init__(self, workdir: str | Path, stages_by_cell: Mapping[str, Mapping[str, Stage]]):
+        self.workdir = Path(workdir)
+        self.stages_by_cell = stages_by_cell
+
+    def stage_dir(self, cell: str, stage: str) -> Path:
+        return cell_dir(self.workdir, cell) / stage
+
+    def checkpoint(self, cell: str, ref: Ref) -> Path:
+        """The checkpoint a Ref reads: a run's export, or a soup's or quantised checkpoint."""
+        owner = ref.cell or cell
+        stage = self.stages_by_cell[owner][ref.stage]
+        directory = self.stage_dir(owner, ref.stage)
+        sub = stage_outputs(stage)
+        return directory / sub if sub else directory
+
+
+def train_overrides(stage: Train, seed: int, resolve: Callable[[Ref], Path]) -> dict[str, object]:
+    """The stage's config overrides with Refs resolved and the cell's seed (`seed`)."""
+    values = {k: str(resolve(v)) if isinstance(v, Ref) else v for k, v in stage.overrides.items()}
+    return {"seed": seed, **values}
+
+
+def train_config(stage: Train, seed: int, resolve: Callable[[Ref], Path]) -> ml_collections.ConfigDict:
+    """The resolved config a Train or Adapt stage runs with (its mixture applied).
+
+    Raises:
+      ConfigError naming the field.
+    """
+    from embeddinggemma.data.config import with_mixture_weights
+    from embeddinggemma.training.config import ConfigError
+    from embeddinggemma.training.config_files import load_config
+    from embeddinggemma.training.inputs import ensure_corpus
+
+    config = load_config(stage.config, train_overrides(stage, seed, resolve))
+    if stage.mixture is not None:
+        data = ml_collections.ConfigDict(config.data.to_dict())
+        if data.corpus:
+            data.corpus = str(ensure_corpus(data.corpus))
+        try:
+            config.data = with_mixture_weights(data, stage.mixture)
+        except ValueError as e:
+            raise ConfigError(f"{stage.name}: {e}") from e
+    return config
+
+
+def run_stage(stage: Stage, cell: str, seed: int, paths: Paths) -> None:
+    """Runs `stage` of `cell` to its end (resuming what a killed runner left).
+
+    Raises:
+      StageError naming the cell and stage when the command fails or the loss turns NaN.
+    """
+    out = paths.stage_dir(cell, stage.name)
+    resolve = lambda ref: paths.checkpoint(cell, ref)
+    where = f"cell {cell}, stage {stage.name}"
+    if isinstance(stage, Train):
+        from embeddinggemma.training.loop import NonFiniteLossError, train
+
+        config = train_config(stage, seed, resolve)
+        run_stage_of = None
+        if isinstance(stage, Adapt):
+            from embeddinggemma.training.denoising import DenoisingStage
+
+            run_stage_of = DenoisingStage(config)
+        try:
+            train(config, out, stage=run_stage_of)
+        except NonFiniteLossError as e:
+            raise StageError(f"{where}: {e}") from e
+        return
+    if isinstance(stage, Teacher):
+        _run_teacher(stage, resolve)
+        return
+    argv = command_arguments(stage, cell, seed, paths)
+    if isinstance(stage, Soup):
+        from embeddinggemma.soup import main
+    elif isinstance(stage, Quantize):
+        from embeddinggemma.quantize import main
+    else:
+        raise TypeError(f"not a stage: {stage!r}")
+    status = main(argv)
+    if status != 0:
+        raise StageError(f"{where}: `python -m {stage.module} {shlex.join(argv)}` exited with {status}.")
+
+
+def _run_teacher(stage: Teacher, resolve: Callable[[Ref], Path]) -> None:
+    """Embeds the corpus with the teacher unless the corpus already holds these embeddings."""
+    from embeddinggemma.data.corpus.manifest import read_manifest
+    from embeddinggemma.data.corpus.teacher_embeddings import add_teacher_embeddings
+    from embeddinggemma.training.inputs import ensure_corpus
+
+    corpus = ensure_corpus(stage.corpus)
+    checkpoint = resolve(stage.checkpoint) if isinstance(stage.checkpoint, Ref) else Path(stage.checkpoint)
+    checkpoint = checkpoint.expanduser()
+    known = read_manifest(corpus)["teachers"].get(stage.teacher_name)
+    if known is not None:
+        if known["checkpoint"] != str(checkpoint) or known["max_length"] != stage.max_length:
+            raise StageError(f"{corpus} already holds teacher embeddings named {stage.teacher_name!r}, of "
+                             f"{known['checkpoint']} at {known['max_length']} tokens, not of {checkpoint} at "
+                             f"{stage.max_length}: name this teacher differently.")
+        return
+    add_teacher_embeddings(corpus, checkpoint, name=stage.teacher_name, max_length=stage.max_length)
+
+
+def command_arguments(stage: Stage, cell: str, seed: int, paths: Paths) -> list[str]:
+    """The arguments of the stage's command (after `python -m MODULE` or the script)."""
+    out = str(paths.stage_dir(cell, stage.name))
+    resolve = lambda ref: paths.checkpoint(cell, ref)
+    if isinstance(stage, Train):
+        name, _, arg = stage.config.partition(":")
+        argv = ["--config", f"configs/{Path(name).stem}.py" + (f":{arg}" if arg else ""), "--workdir", out]
+        overrides = train_overrides(stage, seed, resolve)
+        argv += [f"--config.{k}={_command_value(v)}" for k, v in overrides.items()]
+        # The mixture as overrides: valid where the config declares these datasets (a pod's config does).
+        argv += [f"--config.data.datasets.{k}.weight={v:g}" for k, v in sorted((stage.mixture or {}).items())]
+        return argv
+    if isinstance(stage, Soup):
+        return ["--checkpoints", *(str(resolve(r)) for r in stage.ingredients), "--out", out, "--overwrite"]
+    if isinstance(stage, Quantize):
+        return ["--checkpoint", str(resolve(stage.source)), "--scheme", stage.scheme, "--out", out, "--force"]
+    if isinstance(stage, Teacher):
+        checkpoint = resolve(stage.checkpoint) if isinstance(stage.checkpoint, Ref) else stage.checkpoint
+        return ["--out", stage.corpus, "--teacher", str(checkpoint), "--teacher-name", stage.teacher_name,
+                "--teacher-max-length", str(stage.max_length)]
+    raise TypeError(f"not a stage: {stage!r}")
+
+
+def _command_value(value: object) -> str:
+    if isinstance(value, tuple | list):
+        return "(" + ",".join(str(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    return str(value)
+
+
+def launch_line(stage: Stage, cell: str, seed: int, paths: Paths) -> str:
+    """The shell command that runs the stage by itself (what `--scale pod` prints)."""
+    argv = command_arguments(stage, cell, seed, paths)
+    program = ["python", stage.module] if stage.module.endswith(".py") else ["python", "-m", stage.module]
+    return shlex.join(program + argv)
