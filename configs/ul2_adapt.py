@@ -47,4 +47,5 @@ def get_config(arg: str = "tiny"):
         c.optimizer.warmup_steps = 500
         c.checkpoint.every_steps = 1_000
         c.eval.every_steps = 500
+        c.ul2.logits_chunk = 128  # [B, 128, 262144] logits at a time, not [B, 510, 262144]
     return c

@@ -83,6 +83,9 @@ def ul2_config() -> ml_collections.ConfigDict:
     c.mode_tokens = False     # prepend the denoiser's mode token (R, X, S) to the encoder input
     c.max_length = 64         # pieces of a document (a random window of longer ones)
     c.heldout_documents = 64  # documents of the corpus's held-out splits in the periodic evaluation
+    # Decoder positions whose logits the loss computes at once (recomputed in the backward pass);
+    # 0 = all. A 262,144-piece vocabulary makes [B, T, V] logits the largest activation by far.
+    c.logits_chunk = 0
     c.lock()
     return c
 
@@ -119,6 +122,8 @@ def validate_ul2_config(c: ml_collections.ConfigDict) -> None:
                          "each side of a split).")
     if c.heldout_documents < 1:
         raise ValueError(f"ul2.heldout_documents={c.heldout_documents} must be >= 1.")
+    if c.logits_chunk < 0:
+        raise ValueError(f"ul2.logits_chunk={c.logits_chunk} must be >= 0 (0 = every position at once).")
     for name, d in c.denoisers.items():
         where = f"ul2.denoisers.{name}"
         if d.kind not in KINDS:

@@ -55,14 +55,20 @@ class EncoderDecoder(nn.Module):
         mask = padding_mask(encoder_tokens, self.config.pad_id)
         return self.encoder(encoder_tokens, encoder_masks(mask, self.config))
 
-    def __call__(self, encoder_tokens: jax.Array, decoder_tokens: jax.Array) -> jax.Array:
+    def decoder_hidden(self, encoder_tokens: jax.Array, decoder_tokens: jax.Array) -> jax.Array:
+        """The decoder's final hidden states [B, T, D] (what `logits` turns into predictions)."""
         c = self.config
         encoded = self.encode(encoder_tokens)
         decoder_mask = padding_mask(decoder_tokens, c.pad_id)
         cross = cross_attention_mask(decoder_mask, padding_mask(encoder_tokens, c.pad_id))
-        hidden = self.decoder(decoder_tokens, decoder_masks(decoder_mask, c), encoded=encoded,
-                              cross_mask=cross)
+        return self.decoder(decoder_tokens, decoder_masks(decoder_mask, c), encoded=encoded, cross_mask=cross)
+
+    def logits(self, hidden: jax.Array) -> jax.Array:
+        """[B, T, D] decoder hidden states -> [B, T, V] float32 logits through the shared table."""
         return self.token_embedding.decode(hidden)
+
+    def __call__(self, encoder_tokens: jax.Array, decoder_tokens: jax.Array) -> jax.Array:
+        return self.logits(self.decoder_hidden(encoder_tokens, decoder_tokens))
 
 
 def from_decoder(transformer_params: Mapping) -> dict:

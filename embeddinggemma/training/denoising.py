@@ -15,7 +15,7 @@ embedding model starts from.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import jax
@@ -96,14 +96,48 @@ def target_statistics(logits: jax.Array, targets: jax.Array, pad_id: int
     return (nll * weight).sum(-1), weight.sum(-1), (correct * weight).sum(-1)
 
 
-def denoising_objective(model: EncoderDecoder, pad_id: int):
+def chunked_target_statistics(logits_fn: Callable[[jax.Array], jax.Array], hidden: jax.Array,
+                              targets: jax.Array, pad_id: int, chunk: int
+                              ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """`target_statistics(logits_fn(hidden), targets, pad_id)` without all [B, T, V] logits at once:
+    the T positions go in chunks of `chunk`, one after another, and each chunk's logits are
+    recomputed in the backward pass, so memory holds [B, chunk, V] (a 262,144-piece vocabulary at
+    B x T = 16 x 512 would be 8.6 GB of float32 logits, and as much again for their gradient)."""
+    b, t, d = hidden.shape
+    n = -(-t // chunk)
+    hidden = jnp.pad(hidden, ((0, 0), (0, n * chunk - t), (0, 0)))
+    targets = jnp.pad(targets, ((0, 0), (0, n * chunk - t)), constant_values=pad_id)
+    hidden = hidden.reshape(b, n, chunk, d).swapaxes(0, 1)
+    targets = targets.reshape(b, n, chunk).swapaxes(0, 1)
+
+    @jax.checkpoint
+    def one_chunk(args):
+        h, y = args
+        return target_statistics(logits_fn(h), y, pad_id)
+
+    return tuple(s.sum(0) for s in jax.lax.map(one_chunk, (hidden, targets)))
+
+
+def batch_statistics(model: EncoderDecoder, params: Mapping, batch: Mapping[str, jax.Array], pad_id: int,
+                     logits_chunk: int = 0) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Per example [B]: (summed NLL, target tokens, correct tokens) of a UL2 batch under the
+    encoder-decoder's `params`, the logits `logits_chunk` decoder positions at a time (0 = all)."""
+    variables = {"params": params}
+    hidden = model.apply(variables, batch["encoder_tokens"], batch["decoder_tokens"],
+                         method=EncoderDecoder.decoder_hidden)
+    logits_fn = lambda h: model.apply(variables, h, method=EncoderDecoder.logits)
+    if logits_chunk and logits_chunk < hidden.shape[1]:
+        return chunked_target_statistics(logits_fn, hidden, batch["targets"], pad_id, logits_chunk)
+    return target_statistics(logits_fn(hidden), batch["targets"], pad_id)
+
+
+def denoising_objective(model: EncoderDecoder, pad_id: int, logits_chunk: int = 0):
     """`(params, batch) -> (loss, metrics)`: the mean target-token cross-entropy of a UL2 batch
     (data/ul2.BATCH_KEYS), with `denoising/loss`, `denoising/accuracy` and
-    `denoising/target_tokens`."""
+    `denoising/target_tokens`; the logits `logits_chunk` decoder positions at a time (0 = all)."""
 
     def objective(params, batch):
-        logits = model.apply({"params": params[SEQ2SEQ]}, batch["encoder_tokens"], batch["decoder_tokens"])
-        nll, tokens, correct = target_statistics(logits, batch["targets"], pad_id)
+        nll, tokens, correct = batch_statistics(model, params[SEQ2SEQ], batch, pad_id, logits_chunk)
         count = jnp.maximum(tokens.sum(), 1.0)
         loss = nll.sum() / count
         return loss, {"denoising/loss": loss, "denoising/accuracy": correct.sum() / count,
@@ -160,8 +194,8 @@ class DenoisingStage(Stage):
             tokens = jnp.ones((1, 4), jnp.int32)
             return {SEQ2SEQ: model.init(rng, tokens, tokens)["params"]}
 
-        return assemble_trainer(self.config, objective=denoising_objective(model, self.tokenizer.pad_id),
-                                init_params=init_boxed)
+        objective = denoising_objective(model, self.tokenizer.pad_id, self.config.ul2.logits_chunk)
+        return assemble_trainer(self.config, objective=objective, init_params=init_boxed)
 
     def initial_params(self, trainer: Trainer, state: Mapping) -> Mapping | None:
         if self.start is None:
@@ -187,9 +221,7 @@ class DenoisingStage(Stage):
 
         @jax.jit
         def sums(params, batch):
-            logits = model.apply({"params": params[SEQ2SEQ]}, batch["encoder_tokens"],
-                                 batch["decoder_tokens"])
-            per_example = target_statistics(logits, batch["targets"], pad_id)
+            per_example = batch_statistics(model, params[SEQ2SEQ], batch, pad_id, c.logits_chunk)
             return [jax.ops.segment_sum(x, batch["denoiser"], len(names)) for x in per_example]
 
         def evaluate(params):
