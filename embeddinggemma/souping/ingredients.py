@@ -143,7 +143,7 @@ def _open_run(name: str, run_dir: Path, step_text: str) -> Ingredient:
     else:
         step = steps[-1]
     config = read_config(run_dir)
-    tokenizer, prompts = run_tokenizer_and_prompts(config)
+    tokenizer, prompts = run_tokenizer_and_prompts(config, run_dir)
     state_dir = run_dir / CHECKPOINTS_DIR / str(step) / "state"
     prefix = ("params", ENCODER)
     shapes = {p[len(prefix):]: shape for p, shape in orbax_leaf_shapes(state_dir).items()

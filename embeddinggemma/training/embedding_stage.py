@@ -19,7 +19,12 @@ from embeddinggemma.training.checkpoints import check_export_target, export_para
 from embeddinggemma.training.config import ConfigError, model_config
 from embeddinggemma.training.heldout import HeldoutRetrieval
 from embeddinggemma.training.initialisation import check_init_params, load_initial_encoder
-from embeddinggemma.training.inputs import corpus_tokenizer, heldout_datasets, resolve_corpus
+from embeddinggemma.training.inputs import (
+    corpus_tokenizer,
+    heldout_datasets,
+    record_run_inputs,
+    resolve_corpus,
+)
 from embeddinggemma.training.stage import DataStream, Evaluator, Stage, first_process_first
 from embeddinggemma.training.state import ENCODER
 from embeddinggemma.training.step import Objective, ParamTransform
@@ -58,6 +63,8 @@ class EmbeddingStage(Stage):
             raise ConfigError("No tokenizer: set model.tokenizer, model.init_checkpoint or data.corpus.")
         self.init_params = init.params if init else None
         self.tokenizer = Tokenizer(self.tokenizer_path)
+        if jax.process_index() == 0:
+            record_run_inputs(workdir, self.tokenizer_path, self.prompts)
 
     def assemble(self) -> Trainer:
         config = self.config

@@ -24,7 +24,7 @@ from embeddinggemma.data.corpus.build import build_corpus
 from embeddinggemma.data.corpus.manifest import MANIFEST
 from embeddinggemma.data.jsonl import JsonLinesSource
 from embeddinggemma.data.records import parse_example
-from embeddinggemma.files import require_file
+from embeddinggemma.files import read_json, require_file
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 from embeddinggemma.tokenizer import GEMMA_CONTROL_PIECES, GEMMA_UNUSED_PIECES
 from embeddinggemma.training.config import model_config
@@ -99,14 +99,30 @@ def corpus_tokenizer(corpus_dir: str | Path, vocab_size: int, *, gemma_reserved:
     return atomic_write(path, model)
 
 
-def run_tokenizer_and_prompts(config: ml_collections.ConfigDict) -> tuple[Path, dict[str, str]]:
-    """(tokenizer, prompts) of a run that has started, found as the train command found them
-    (`model.tokenizer`, else the init checkpoint's, else the corpus's trained vocabulary), without
-    building anything.
+RUN_TOKENIZER, RUN_PROMPTS = "tokenizer.model", "prompts.json"  # in a run directory
+
+
+def record_run_inputs(workdir: str | Path, tokenizer_path: str | Path, prompts: dict[str, str]) -> None:
+    """Copies the run's tokenizer and writes its prompts into the run directory, so that what reads
+    the run's checkpoints (souping) needs neither the start it came from (a GGUF, an adaptation)
+    nor the corpus."""
+    workdir = Path(workdir)
+    atomic_write(workdir / RUN_TOKENIZER, Path(tokenizer_path).read_bytes())
+    atomic_write(workdir / RUN_PROMPTS, json.dumps(prompts, indent=2, sort_keys=True) + "\n")
+
+
+def run_tokenizer_and_prompts(config: ml_collections.ConfigDict, run_dir: str | Path | None = None
+                              ) -> tuple[Path, dict[str, str]]:
+    """(tokenizer, prompts) of a run that has started: those it recorded in `run_dir`
+    (`record_run_inputs`), else found as the train command found them (`model.tokenizer`, else an
+    embedding init checkpoint's, else the corpus's trained vocabulary), without building anything.
 
     Raises:
       FileNotFoundError naming the tokenizer when it is not there.
     """
+    if run_dir is not None and (Path(run_dir) / RUN_TOKENIZER).is_file():
+        prompts = read_json(Path(run_dir) / RUN_PROMPTS, "Run prompts")
+        return Path(run_dir) / RUN_TOKENIZER, dict(prompts)
     m = config.model
     tokenizer, prompts = None, dict(DEFAULT_PROMPTS)
     if m.init_checkpoint:

@@ -52,6 +52,12 @@ def test_init_smoke(tmp_path, small_corpus, tiny_decoder, reserved_tokenizer):
     config = json.loads((tmp_path / "cells/encoder_decoder/seed0/train/config.json").read_text())
     assert config["model"]["init_checkpoint"] == str(tmp_path / "cells/encoder_decoder/seed0/adapt/export")
     assert not (tmp_path / "cells/decoder/seed0/adapt").exists()
+    # A run started from a decoder or an adaptation is a soup ingredient: its tokenizer is its own.
+    from embeddinggemma.souping.ingredients import open_ingredient
+
+    for start in ("decoder", "encoder_decoder"):
+        ingredient = open_ingredient(str(tmp_path / f"cells/{start}/seed0/train"))
+        assert ingredient.tokenizer_path.read_bytes() == reserved_tokenizer.read_bytes()
 
 
 def test_objective_smoke(tmp_path, tmp_path_factory, tiny_teacher):
