@@ -9,12 +9,15 @@ them; scores are in % as in the paper.
 from __future__ import annotations
 
 import csv
+import datetime
 import io
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from bench.system import cpu_model
 from embeddinggemma.atomic import atomic_write
 from experiments.grid import Ablation, Cell, Context
 
@@ -76,9 +79,12 @@ def markdown(ablation: Ablation, context: Context, cells: Sequence[Cell], status
     out = io.StringIO()
     out.write(f"# {ablation.name} ({context.scale} scale)\n\n{ablation.question}\n\n")
     out.write(f"Paper: {ablation.paper}\n\n")
+    out.write(f"Command: `python -m experiments.run {ablation.name} --scale {context.scale} --seeds "
+              f"{len(context.seeds)}`. Written {datetime.date.today().isoformat()} on {cpu_model()} "
+              f"({os.cpu_count()} CPUs).\n\n")
     out.write(f"Cells scored: {done} of {len(cells)}; seeds {', '.join(map(str, context.seeds))}; "
-              f"{seconds / 60:.1f} minutes of stages and evaluations. Main scores in %, mean ± standard "
-              "deviation over seeds.\n\n")
+              f"{seconds / 60:.1f} minutes of stages and evaluations (wall clock). Main scores in %, mean "
+              "± standard deviation over seeds.\n\n")
     for dim in dims:
         out.write(f"## dim {dim}\n\n| variant | {' | '.join(tasks)} | {MEAN} | seeds |\n")
         out.write("|---" * (len(tasks) + 3) + "|\n")
