@@ -128,6 +128,7 @@ def run_grid(ablation: Ablation, context: Context, workdir: str | Path) -> list[
       NotOurDirectoryError, ExperimentInUseError: `workdir` is not this experiment's (nothing changed).
       ValueError: the definition is inconsistent (a Ref to no stage), before anything runs.
     """
+    from embeddinggemma.training.config import ConfigError
     from experiments.results import write_reports
 
     workdir = Path(workdir).expanduser().absolute()
@@ -157,7 +158,10 @@ def run_grid(ablation: Ablation, context: Context, workdir: str | Path) -> list[
                 kind = type(stage).__name__.lower()
                 progress.show(cell, kind if kind == stage.name else f"{kind} {stage.name}")
                 started = time.perf_counter()
-                run_stage(stage, cell.name, cell.seed, paths)
+                try:
+                    run_stage(stage, cell.name, cell.seed, paths)
+                except (ConfigError, FileNotFoundError) as e:  # the definition's or an input's: stop here
+                    raise type(e)(f"cell {cell.name}, stage {stage.name}: {e}") from e
                 status["stages"][stage.name] = {"seconds": round(time.perf_counter() - started, 1),
                                                 "finished": _now()}
                 _write_status(workdir, cell, status)
