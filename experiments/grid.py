@@ -136,6 +136,8 @@ class Ablation:
     default_seeds: Mapping[str, int] = dataclasses.field(
         default_factory=lambda: {"smoke": 1, "cpu": 3, "pod": 1})
     plot: str = "bars"
+    # variant -> the variant it is compared with, seed by seed (default: the grid's first variant)
+    baselines: Mapping[str, str] = dataclasses.field(default_factory=dict)
     inputs: tuple[str, ...] = ()  # what the runner must provide: "decoder", "tokenizer", "teacher"
 
 

@@ -54,6 +54,21 @@ def summarise(rows: Sequence[dict]) -> dict[tuple[str, int], dict[str, tuple[flo
     return out
 
 
+def paired_deltas(rows: Sequence[dict], dim: int, variant: str, baseline: str
+                  ) -> tuple[float, float, int] | None:
+    """Mean and spread over the seeds both have of (suite mean of `variant` - that of `baseline`)."""
+    def suite_means(name: str) -> dict[int, float]:
+        by_seed: dict[int, list[float]] = {}
+        for r in rows:
+            if r["variant"] == name and r["dim"] == dim:
+                by_seed.setdefault(r["seed"], []).append(r["main_score"])
+        return {seed: float(np.mean(scores)) for seed, scores in by_seed.items()}
+
+    own, base = suite_means(variant), suite_means(baseline)
+    seeds = sorted(set(own) & set(base))
+    return _stats([own[s] - base[s] for s in seeds]) if seeds else None
+
+
 def _stats(values: Sequence[float]) -> tuple[float, float, int]:
     values = np.asarray(values, dtype=np.float64)
     spread = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
@@ -65,6 +80,11 @@ def _cell_text(stats: tuple[float, float, int] | None) -> str:
         return ""
     mean, spread, _ = stats
     return f"{mean:.2f}" + ("" if np.isnan(spread) else f" ± {spread:.2f}")
+
+
+def _signed(stats: tuple[float, float, int]) -> str:
+    mean, spread, _ = stats
+    return f"{mean:+.2f}" + ("" if np.isnan(spread) else f" ± {spread:.2f}")
 
 
 def markdown(ablation: Ablation, context: Context, cells: Sequence[Cell], statuses: Mapping[str, dict],
@@ -85,16 +105,21 @@ def markdown(ablation: Ablation, context: Context, cells: Sequence[Cell], status
     out.write(f"Cells scored: {done} of {len(cells)}; seeds {', '.join(map(str, context.seeds))}; "
               f"{seconds / 60:.1f} minutes of stages and evaluations (wall clock). Main scores in %, mean "
               "± standard deviation over seeds.\n\n")
+    out.write("Δ: the variant's suite mean minus its baseline's, seed by seed (the same seed shares the "
+              "start and the data order), mean ± standard deviation over seeds.\n\n")
     for dim in dims:
-        out.write(f"## dim {dim}\n\n| variant | {' | '.join(tasks)} | {MEAN} | seeds |\n")
-        out.write("|---" * (len(tasks) + 3) + "|\n")
+        out.write(f"## dim {dim}\n\n| variant | {' | '.join(tasks)} | {MEAN} | Δ | seeds |\n")
+        out.write("|---" * (len(tasks) + 4) + "|\n")
         for variant in variants:
             stats = summary.get((variant, dim))
             if stats is None:
                 continue
+            baseline = ablation.baselines.get(variant, variants[0])
+            delta = paired_deltas(rows, dim, variant, baseline) if baseline != variant else None
+            delta_text = f"{_signed(delta)} vs {baseline}" if delta else ""
             cells_text = [_cell_text(stats.get(t)) for t in tasks]
             out.write(f"| {variant} | {' | '.join(cells_text)} | **{_cell_text(stats[MEAN])}** | "
-                      f"{stats[MEAN][2]} |\n")
+                      f"{delta_text} | {stats[MEAN][2]} |\n")
         out.write("\n")
     failed = [(c.name, statuses[c.name]["failed"]) for c in cells if "failed" in statuses[c.name]]
     if failed:

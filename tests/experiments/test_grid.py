@@ -67,6 +67,19 @@ def test_summary_is_the_mean_and_sample_spread_over_seeds():
         np.testing.assert_allclose(summary[(f"v{v}", 64)][MEAN][:2], [suite.mean(), suite.std(ddof=1)])
 
 
+def test_paired_deltas_are_per_seed_differences_of_suite_means():
+    rng = np.random.default_rng(1)
+    values = rng.uniform(0, 100, size=(2, 4, 3))  # variant x seed x task
+    scores = {(f"v{v}", s, f"t{t}"): float(values[v, s, t])
+              for v in range(2) for s in range(4) for t in range(3)}
+    from experiments.results import paired_deltas
+
+    mean, spread, n = paired_deltas(_rows(scores), 64, "v1", "v0")
+    differences = values[1].mean(axis=1) - values[0].mean(axis=1)
+    assert n == 4
+    np.testing.assert_allclose([mean, spread], [differences.mean(), differences.std(ddof=1)])
+
+
 def test_markdown_lists_each_variant_and_the_failed_cells():
     cells = [Cell(v, s, (_train(),), Evaluation(Ref("train"))) for v in ("a", "b") for s in (0, 1)]
     statuses = {c.name: {"stages": {"train": {"seconds": 60.0}}} for c in cells}
@@ -74,8 +87,8 @@ def test_markdown_lists_each_variant_and_the_failed_cells():
     rows = _rows({("a", 0, "T"): 50.0, ("a", 1, "T"): 52.0, ("b", 0, "T"): 40.0})
     ablation = Ablation("demo", "Which is better?", "a > b", lambda c: cells)
     text = markdown(ablation, CONTEXT, cells, statuses, rows)
-    assert "| a | 51.00 ± 1.41 | **51.00 ± 1.41** | 2 |" in text
-    assert "| b | 40.00 | **40.00** | 1 |" in text
+    assert "| a | 51.00 ± 1.41 | **51.00 ± 1.41** |  | 2 |" in text
+    assert "| b | 40.00 | **40.00** | -10.00 vs a | 1 |" in text  # paired on seed 0 only
     assert "b/seed1: cell b/seed1, stage train: loss is nan" in text
     assert "4.0 minutes" in text
 
