@@ -106,15 +106,28 @@ class Progress:
         print(self.line(cell, what), file=sys.stderr, flush=True)
 
 
-def evaluate_cell(cell: Cell, paths: Paths) -> list[dict]:
+class SuiteTasks:
+    """The offline suite's tasks, read once per grid and task list (not once per cell)."""
+
+    def __init__(self):
+        self._loaded: dict[tuple[str, ...] | None, list] = {}
+
+    def __call__(self, names: tuple[str, ...] | None) -> list:
+        if names not in self._loaded:
+            from embeddinggemma.evaluation.build import DEFAULT_SUITE_DIR
+            from embeddinggemma.evaluation.tasks import ensure_suite, load_suite
+
+            self._loaded[names] = load_suite(ensure_suite(DEFAULT_SUITE_DIR), list(names) if names else None)
+        return self._loaded[names]
+
+
+def evaluate_cell(cell: Cell, paths: Paths, suite: SuiteTasks) -> list[dict]:
     """The cell's evaluation rows: {task, type, dim, main_score} per task and dim."""
-    from embeddinggemma.evaluation.build import DEFAULT_SUITE_DIR
     from embeddinggemma.evaluation.evaluate_checkpoints import evaluate_checkpoints
     from embeddinggemma.evaluation.runner import EmbeddingCache
-    from embeddinggemma.evaluation.tasks import ensure_suite, load_suite
 
     e = cell.evaluation
-    tasks = load_suite(ensure_suite(DEFAULT_SUITE_DIR), list(e.tasks) if e.tasks else None)
+    tasks = suite(e.tasks)
     rows = evaluate_checkpoints([paths.checkpoint(cell.name, e.checkpoint)], tasks, dims=e.dims,
                                 max_length=e.max_length, cache=EmbeddingCache(EVAL_CACHE), progress=False)
     return [{"task": r["task"], "type": r["type"], "dim": r["dim"], "main_score": float(r["main_score"])}
@@ -140,6 +153,7 @@ def run_grid(ablation: Ablation, context: Context, workdir: str | Path) -> list[
     for cell in cells:  # before anything runs: a changed definition must not pass for a finished cell
         _check_definition(workdir, cell, statuses[cell.name])
     progress = Progress(cells, statuses)
+    suite = SuiteTasks()
     for cell in cells:
         status = statuses[cell.name]
         if "scores" in status:
@@ -167,7 +181,7 @@ def run_grid(ablation: Ablation, context: Context, workdir: str | Path) -> list[
                 _write_status(workdir, cell, status)
             progress.show(cell, "evaluate")
             started = time.perf_counter()
-            status["scores"] = evaluate_cell(cell, paths)
+            status["scores"] = evaluate_cell(cell, paths, suite)
             status["evaluation_seconds"] = round(time.perf_counter() - started, 1)
         except StageError as e:
             status["failed"] = str(e)

@@ -50,17 +50,9 @@ from embeddinggemma.training.trainer import Trainer, assemble_trainer
 SEQ2SEQ = "encoder_decoder"  # the trained parameters' key in the train state
 
 
-@dataclasses.dataclass
-class DecoderStart:
-    """A decoder-only model to adapt: its architecture, `Transformer` parameters and tokenizer."""
-
-    config: TransformerConfig
-    params: dict
-    tokenizer_path: Path
-
-
-def decoder_start(path: str | Path, keep_layers: int = 0) -> DecoderStart:
-    """Where the decoder weights of an adaptation come from: the one place to read them.
+def decoder_start(path: str | Path, keep_layers: int = 0) -> LoadedDecoder:
+    """Where the decoder weights of an adaptation come from (architecture, `Transformer`
+    parameters, tokenizer): the one place to read them.
 
     A Gemma 3 decoder (GGUF, Hugging Face safetensors, our decoder layout: checkpoint/decoders), or
     one of this codebase's embedding checkpoints (Orbax or sentence-transformers: their
@@ -82,7 +74,7 @@ def decoder_start(path: str | Path, keep_layers: int = 0) -> DecoderStart:
             decoder = keep_first_layers(decoder, keep_layers)
         except ValueError as e:
             raise ConfigError(f"model.{e} (model.init_checkpoint={path})") from e
-    return DecoderStart(decoder.config, dict(decoder.params), decoder.tokenizer_path)
+    return decoder
 
 
 def target_statistics(logits: jax.Array, targets: jax.Array, pad_id: int
