@@ -10,6 +10,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from embeddinggemma.atomic import NotOurDirectoryError
@@ -137,7 +138,7 @@ def test_splits_counts_and_hard_negatives(builds):
 
 @pytest.mark.slow  # compiles the tiny model for several shapes
 def test_teacher_embeddings_reach_the_batches(builds, tmp_path, tiny_config, tiny_params, tiny_tokenizer_path,
-                                              tokenizer):
+                                              tokenizer, monkeypatch):
     import shutil
 
     from embeddinggemma import Embedder
@@ -153,6 +154,19 @@ def test_teacher_embeddings_reach_the_batches(builds, tmp_path, tiny_config, tin
     manifest = add_teacher_embeddings(corpus, checkpoint, name="tiny", max_length=32, batch_size=16)
     assert manifest["teachers"]["tiny"]["dim"] == tiny_config.output_dim
     assert (corpus / "code" / "train.teacher" / "tiny" / "negative.npy").is_file()
+
+    # A killed precomputation resumes: only the split without embeddings is embedded again.
+    written = corpus / "code" / "train.teacher" / "tiny"
+    before = np.load(written / "query.npy")
+    shutil.rmtree(written)
+    calls = []
+    original = Embedder.encode
+    monkeypatch.setattr(Embedder, "encode", lambda self, texts, **kw: calls.append(len(texts)) or
+                        original(self, texts, **kw))
+    add_teacher_embeddings(corpus, checkpoint, name="tiny", max_length=32, batch_size=16)
+    assert len(calls) == 1 and calls[0] == 3 * len(lines(corpus / "code" / "train.jsonl"))
+    np.testing.assert_allclose(np.load(written / "query.npy"), before, atol=1e-6)
+    monkeypatch.setattr(Embedder, "encode", original)
 
     config = data_config()
     config.datasets = corpus_datasets(corpus)

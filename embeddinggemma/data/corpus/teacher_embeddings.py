@@ -6,14 +6,16 @@ Texts are prompted exactly as the training pipeline prompts them for the student
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from embeddinggemma import Embedder
 from embeddinggemma.data.corpus.manifest import read_manifest, write_manifest
 from embeddinggemma.data.jsonl import JsonLinesSource
 from embeddinggemma.data.records import parse_example
-from embeddinggemma.data.teacher import default_teacher_dir, write_teacher_embeddings
+from embeddinggemma.data.teacher import INFO_FILE, default_teacher_dir, write_teacher_embeddings
 from embeddinggemma.data.transforms import prompted_texts
+from embeddinggemma.files import read_json
 from embeddinggemma.schema import RECORD_FIELDS, ROLES
 
 
@@ -23,6 +25,8 @@ def add_teacher_embeddings(corpus_dir: str | Path, checkpoint: str | Path, *, na
     `Embedder.load` reads); records the teacher in the manifest, which it returns.
 
     `name` (default: the checkpoint directory's name) is what `data.teacher` selects in training.
+    Splits are written one at a time, so a killed run resumes: a split whose embeddings were
+    already written with these settings (info.json) is kept, not embedded again.
     """
     corpus_dir, checkpoint = Path(corpus_dir).expanduser(), Path(checkpoint).expanduser()
     name = name or checkpoint.name
@@ -32,20 +36,29 @@ def add_teacher_embeddings(corpus_dir: str | Path, checkpoint: str | Path, *, na
     teacher = {"checkpoint": str(checkpoint), "dim": embedder.dim, "max_length": max_length, "dtype": dtype}
     splits = [corpus_dir / split["path"] for entry in manifest["datasets"].values()
               for split in entry["splits"].values()]
-    examples = {path: [parse_example(raw, identity) for raw in JsonLinesSource(path)] for path in splits}
-    texts = {path: [prompted_texts(e) for e in examples[path]] for path in splits}
-    fields = {path: [f for f in ROLES if all(f in t for t in texts[path])] for path in splits}
-    # One call for every text of the corpus: each padded shape is compiled once, not once per file.
-    everything = [t[f] for path in splits for f in fields[path] for t in texts[path]]
-    vectors = embedder.encode(everything, max_length=max_length, batch_size=batch_size)
-    start = 0
-    for path in splits:
-        count = len(texts[path])
-        embeddings = {}
-        for field in fields[path]:
-            embeddings[field], start = vectors[start:start + count], start + count
-        write_teacher_embeddings(default_teacher_dir(path, name), [e.id for e in examples[path]],
-                                 embeddings, {**teacher, "count": count})
+    for number, path in enumerate(splits, 1):
+        examples = [parse_example(raw, identity) for raw in JsonLinesSource(path)]
+        target = default_teacher_dir(path, name)
+        if _written_with(target, {**teacher, "count": len(examples)}):
+            print(f"teacher {name}: {path.relative_to(corpus_dir)} already embedded ({number}/{len(splits)})",
+                  file=sys.stderr)
+            continue
+        texts = [prompted_texts(e) for e in examples]
+        fields = [f for f in ROLES if all(f in t for t in texts)]
+        print(f"teacher {name}: embedding {path.relative_to(corpus_dir)} ({number}/{len(splits)}: "
+              f"{len(examples)} records x {len(fields)} roles)", file=sys.stderr)
+        # One call per split: the Embedder compiles each padded shape once and reuses it across calls.
+        vectors = embedder.encode([t[f] for f in fields for t in texts], max_length=max_length,
+                                  batch_size=batch_size)
+        count = len(examples)
+        embeddings = {f: vectors[i * count:(i + 1) * count] for i, f in enumerate(fields)}
+        write_teacher_embeddings(target, [e.id for e in examples], embeddings, {**teacher, "count": count})
     manifest["teachers"][name] = teacher
     write_manifest(corpus_dir, manifest)
     return manifest
+
+
+def _written_with(directory: Path, info: dict) -> bool:
+    """Whether `directory` holds complete teacher embeddings made with exactly `info`'s settings."""
+    path = directory / INFO_FILE
+    return path.is_file() and read_json(path, "The info file of teacher embeddings") == info
