@@ -41,32 +41,24 @@ class Paths:
 
 
 def train_overrides(stage: Train, seed: int, resolve: Callable[[Ref], Path]) -> dict[str, object]:
-    """The stage's config overrides with Refs resolved and the cell's seed (`seed`)."""
+    """The stage's config overrides with Refs resolved, the cell's seed (`seed`) and its mixture
+    (`data.mixture`)."""
+    from embeddinggemma.data.config import mixture_text
+
     values = {k: str(resolve(v)) if isinstance(v, Ref) else v for k, v in stage.overrides.items()}
-    return {"seed": seed, **values}
+    mixture = {"data.mixture": mixture_text(stage.mixture)} if stage.mixture is not None else {}
+    return {"seed": seed, **values, **mixture}
 
 
 def train_config(stage: Train, seed: int, resolve: Callable[[Ref], Path]) -> ml_collections.ConfigDict:
-    """The resolved config a Train or Adapt stage runs with (its mixture applied).
+    """The resolved config a Train or Adapt stage runs with.
 
     Raises:
       ConfigError naming the field.
     """
-    from embeddinggemma.data.config import with_mixture_weights
-    from embeddinggemma.training.config import ConfigError
     from embeddinggemma.training.config_files import load_config
-    from embeddinggemma.training.inputs import ensure_corpus
 
-    config = load_config(stage.config, train_overrides(stage, seed, resolve))
-    if stage.mixture is not None:
-        data = ml_collections.ConfigDict(config.data.to_dict())
-        if data.corpus:
-            data.corpus = str(ensure_corpus(data.corpus))
-        try:
-            config.data = with_mixture_weights(data, stage.mixture)
-        except ValueError as e:
-            raise ConfigError(f"{stage.name}: {e}") from e
-    return config
+    return load_config(stage.config, train_overrides(stage, seed, resolve))
 
 
 def run_stage(stage: Stage, cell: str, seed: int, paths: Paths) -> None:
@@ -135,8 +127,6 @@ def command_arguments(stage: Stage, cell: str, seed: int, paths: Paths) -> list[
         argv = ["--config", f"configs/{Path(name).stem}.py" + (f":{arg}" if arg else ""), "--workdir", out]
         overrides = train_overrides(stage, seed, resolve)
         argv += [f"--config.{k}={_command_value(v)}" for k, v in overrides.items()]
-        # The mixture as overrides: valid where the config declares these datasets (a pod's config does).
-        argv += [f"--config.data.datasets.{k}.weight={v:g}" for k, v in sorted((stage.mixture or {}).items())]
         return argv
     if isinstance(stage, Soup):
         return ["--checkpoints", *(str(resolve(r)) for r in stage.ingredients), "--out", out, "--overwrite"]

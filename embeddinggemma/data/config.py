@@ -12,7 +12,8 @@ go in inside `unlocked()`; each entry stays locked, so a misspelt field is an er
     c.data.datasets = corpus_datasets("~/.cache/embeddinggemma/corpus-v2")
 
 Weights of existing datasets are overridden on the command line like any field:
-`--config.data.datasets.code.weight=0.5` (0 switches a dataset off).
+`--config.data.datasets.code.weight=0.5` (0 switches a dataset off). A whole mixture, including
+datasets a corpus adds at run time, is one field: `--config.data.mixture=bitext=0.6,code=0.4`.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ def data_config() -> ml_collections.ConfigDict:
     # (weight 1, unless a dataset of that name is configured) and its held-out splits are the
     # evaluation sets. The training command builds it with the default settings when missing.
     c.corpus = ""
+    # "NAME=WEIGHT,...": the whole mixture, applied once the corpus's datasets are added (datasets
+    # it does not name are switched off); "" = each dataset's own weight.
+    c.mixture = ""
     c.skip_malformed = False   # False: a malformed record is an error naming file:line; True: skip, count
     c.teacher = ""             # name of the precomputed teacher embeddings to add; "" = none
     c.bucket_lengths = True    # pad to length buckets per batch; False (and multi-host): to the maximum
@@ -94,11 +98,15 @@ def corpus_datasets(corpus_dir: str | Path, split: str = "train") -> ml_collecti
 
 
 def with_corpus_datasets(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """A copy of the data config with `corpus`'s train splits added to `datasets`.
+    """A copy of the data config with `corpus`'s train splits added to `datasets`, then `mixture`
+    applied (and emptied, so that resolving again changes nothing).
 
     A dataset already configured under the same name keeps its settings, so
     `--config.data.datasets.bitext.weight=0` style overrides apply to corpus datasets too when a
     config file declares them.
+
+    Raises:
+      ValueError naming `data.mixture` when it is malformed or names a dataset the config lacks.
     """
     resolved = ml_collections.ConfigDict(c.to_dict())
     if c.corpus:
@@ -106,6 +114,9 @@ def with_corpus_datasets(c: ml_collections.ConfigDict) -> ml_collections.ConfigD
             for name, dataset in corpus_datasets(c.corpus, "train").items():
                 if name not in resolved.datasets:
                     resolved.datasets[name] = dataset
+    if c.get("mixture"):
+        _set_weights(resolved, parse_mixture(c.mixture), f"data.mixture={c.mixture!r}")
+        resolved.mixture = ""
     return resolved
 
 
@@ -120,14 +131,43 @@ def with_mixture_weights(c: ml_collections.ConfigDict, weights: Mapping[str, flo
       ValueError naming a dataset of `weights` that the config does not have (and those it has).
     """
     resolved = with_corpus_datasets(c)
+    _set_weights(resolved, weights, "The mixture")
+    resolved.lock()
+    return resolved
+
+
+def parse_mixture(text: str) -> dict[str, float]:
+    """"bitext=0.6,code=0.4" -> {"bitext": 0.6, "code": 0.4}.
+
+    Raises:
+      ValueError naming `data.mixture` and the entry that is not NAME=WEIGHT with a weight >= 0.
+    """
+    weights = {}
+    for entry in text.split(","):
+        name, sep, value = (part.strip() for part in entry.partition("="))
+        try:
+            weight = float(value) if sep and name else -1.0
+        except ValueError:
+            weight = -1.0
+        if weight < 0 or name in weights:
+            raise ValueError(f"data.mixture={text!r}: {entry.strip()!r} is not NAME=WEIGHT with a weight "
+                             f">= 0 and a name given once (e.g. bitext=0.6,code=0.4).")
+        weights[name] = weight
+    return weights
+
+
+def mixture_text(weights: Mapping[str, float]) -> str:
+    """{"code": 0.4, "bitext": 0.6} -> "bitext=0.6,code=0.4": `data.mixture`'s form (exact floats)."""
+    return ",".join(f"{name}={float(weight)!r}" for name, weight in sorted(weights.items()))
+
+
+def _set_weights(resolved: ml_collections.ConfigDict, weights: Mapping[str, float], what: str) -> None:
     unknown = sorted(set(weights) - set(resolved.datasets))
     if unknown:
-        raise ValueError(f"Unknown datasets {unknown}; the config has "
+        raise ValueError(f"{what}: unknown datasets {unknown}; the config has "
                          f"{', '.join(sorted(resolved.datasets)) or 'none'} (data.datasets, data.corpus).")
     for name, dataset in resolved.datasets.items():
         dataset.weight = float(weights.get(name, 0.0))
-    resolved.lock()
-    return resolved
 
 
 def validate_data_config(c: ml_collections.ConfigDict) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from optuna.trial import FrozenTrial, TrialState
 
 from embeddinggemma.atomic import atomic_write
+from embeddinggemma.data.config import mixture_text
 from embeddinggemma.search.study import SearchSpec, param_name, trial_dir, trial_weights
 
 CSV_FILE, MARKDOWN_FILE, PLOT_FILE = "trials.csv", "trials.md", "trials.png"
@@ -119,7 +120,9 @@ def trials_markdown(spec: SearchSpec, workdir: Path, trials: Sequence[FrozenTria
             lines.append(f"| {rank} | {t.number} | {_fixed(t.value)} | "
                          + " | ".join(_fixed(weights[n], 3) for n in spec.datasets)
                          + "".join(f" | {_fixed(details.get(k))}" for k in detail_keys) + " |")
-        lines += ["", "Soup their final checkpoints:", "", "```sh", soup_command(workdir, best), "```"]
+        lines += ["", "Soup their final checkpoints:", "", "```sh", soup_command(workdir, best), "```",
+                  "", "Or train the config with the best mixture (e.g. for longer):", "", "```sh",
+                  f"--config.data.mixture={mixture_text(_weights(spec, best[0]))}", "```"]
     lines += ["", f"![score against trial]({PLOT_FILE})", ""]
     return "\n".join(lines)
 

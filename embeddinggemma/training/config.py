@@ -225,6 +225,13 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     if config.quant.scheme != "none" and config.quant.scheme not in SCHEMES:
         raise ConfigError(f"quant.scheme={config.quant.scheme!r} is not 'none' or one of "
                           f"{', '.join(SCHEMES)}.")
+    if config.data.mixture:  # its names are checked once the corpus's datasets are known
+        from embeddinggemma.data.config import parse_mixture
+
+        try:
+            parse_mixture(config.data.mixture)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
     if "ul2" in config:  # an adaptation config (configs/ul2_adapt.py)
         from embeddinggemma.data.ul2 import validate_ul2_config
 

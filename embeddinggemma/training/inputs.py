@@ -27,7 +27,7 @@ from embeddinggemma.data.records import parse_example
 from embeddinggemma.files import read_json, require_file
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 from embeddinggemma.tokenizer import GEMMA_CONTROL_PIECES, GEMMA_UNUSED_PIECES
-from embeddinggemma.training.config import model_config
+from embeddinggemma.training.config import ConfigError, model_config
 from embeddinggemma.training.stage import first_process_first
 
 logger = logging.getLogger(__name__)
@@ -139,9 +139,16 @@ def run_tokenizer_and_prompts(config: ml_collections.ConfigDict, run_dir: str | 
 
 
 def resolve_corpus(data_cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """The data config with `data.corpus` built when missing and its train datasets added."""
-    if not data_cfg.corpus:
-        return data_cfg
-    data_cfg = ml_collections.ConfigDict(data_cfg.to_dict())
-    data_cfg.corpus = str(first_process_first("corpus", lambda: ensure_corpus(data_cfg.corpus)))
-    return with_corpus_datasets(data_cfg)
+    """The data config with `data.corpus` built when missing, its train datasets added and
+    `data.mixture` applied.
+
+    Raises:
+      ConfigError naming `data.mixture` when it names a dataset the config lacks.
+    """
+    if data_cfg.corpus:
+        data_cfg = ml_collections.ConfigDict(data_cfg.to_dict())
+        data_cfg.corpus = str(first_process_first("corpus", lambda: ensure_corpus(data_cfg.corpus)))
+    try:
+        return with_corpus_datasets(data_cfg)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e

@@ -86,5 +86,34 @@ def test_a_mixture_sets_its_weights_switches_the_other_datasets_off_and_names_un
     assert c.datasets.code.weight == 2.0  # a copy
     with pytest.raises(AttributeError):
         mixed.datasets.bitext.wieght = 1.0  # locked
-    with pytest.raises(ValueError, match=r"Unknown datasets \['nq'\]; the config has bitext, code"):
+    with pytest.raises(ValueError, match=r"unknown datasets \['nq'\]; the config has bitext, code"):
         with_mixture_weights(c, {"nq": 1.0})
+
+
+def test_data_mixture_weighs_a_corpus_datasets_once_they_are_added(tmp_path):
+    from embeddinggemma.data.config import with_corpus_datasets, with_mixture_weights
+
+    (tmp_path / "manifest.json").write_text(json.dumps({"datasets": {
+        name: {"splits": {"train": {"path": f"{name}/train.jsonl"}}} for name in ("bitext", "code", "meta")}}))
+    c = data_config()
+    c.corpus, c.mixture = str(tmp_path), "code=0.6, bitext=0.4"
+    resolved = with_corpus_datasets(c)
+    assert {n: d.weight for n, d in resolved.datasets.items()} == {"bitext": 0.4, "code": 0.6, "meta": 0.0}
+    assert resolved.mixture == "" and with_corpus_datasets(resolved).to_dict() == resolved.to_dict()
+    # A search's trial mixture replaces the config's, and does not come back when resolved again.
+    trial = with_mixture_weights(c, {"meta": 1.0})
+    assert {n: d.weight for n, d in with_corpus_datasets(trial).datasets.items()} == {
+        "bitext": 0.0, "code": 0.0, "meta": 1.0}
+    c.mixture = "code=0.6,nq=0.4"
+    with pytest.raises(ValueError, match=r"data.mixture='code=0.6,nq=0.4': unknown datasets \['nq'\]"):
+        with_corpus_datasets(c)
+
+
+@pytest.mark.parametrize("text", ["code", "code=x", "=1", "code=-1", "code=1,code=2", "code=1,"])
+def test_a_malformed_data_mixture_is_a_config_error_naming_the_entry(text):
+    from embeddinggemma.training.config import ConfigError, validate_config
+    from embeddinggemma.training.config_files import load_config
+
+    config = load_config("finetune:tiny", {"data.mixture": text})
+    with pytest.raises(ConfigError, match=r"data.mixture=.*is not NAME=WEIGHT"):
+        validate_config(config)

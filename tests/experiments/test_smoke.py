@@ -79,8 +79,7 @@ def test_souping_smoke(tmp_path, small_corpus):
     soup = json.loads((tmp_path / "cells/soup/seed0/soup/soup.json").read_text())
     assert [Path(i["path"]).parts[-4] for i in soup["ingredients"]] == ["mix-even", "mix-bitext", "mix-code"]
     config = json.loads((tmp_path / "cells/mix-code/seed0/train/config.json").read_text())
-    weights = {name: d["weight"] for name, d in config["data"]["datasets"].items()}
-    assert weights == {"bitext": 0.2, "code": 0.6, "package_metadata": 0.2}
+    assert config["data"]["mixture"] == "bitext=0.2,code=0.6,package_metadata=0.2"
 
 
 def test_quantisation_smoke(tmp_path, small_corpus):
@@ -136,3 +135,6 @@ def test_pod_scale_prints_launch_lines_after_checking_shapes(capsys):
         commands = [line for line in lines if not line.startswith("#")]
         assert commands and all(line.startswith("python ") for line in commands)
         assert any("/pod/runs/cells/" in line for line in commands)
+        if name == "souping":  # a mixture of the corpus's datasets, which only the run adds
+            assert any("--config.data.mixture=bitext=0.2,code=0.6,package_metadata=0.2" in line
+                       for line in commands)

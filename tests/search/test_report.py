@@ -49,6 +49,14 @@ def test_the_markdown_lists_the_best_mixtures_and_the_soup_command_for_them(sear
     best_table = text.split("## The 3 best mixtures")[1]
     assert [int(line.split("|")[2]) for line in best_table.splitlines() if line.startswith("| ")
             and line.split("|")[1].strip().isdigit()] == [t.number for t in by_score]
+    # The best mixture as the override that trains it again, exactly.
+    from embeddinggemma.data.config import parse_mixture
+
+    line = next(line for line in text.splitlines() if line.startswith("--config.data.mixture="))
+    exponentials = np.array([-np.log(by_score[0].params[f"uniform/{n}"]) for n in NAMES])
+    weights = parse_mixture(line.partition("=")[2])
+    assert list(weights) == sorted(NAMES)
+    np.testing.assert_allclose([weights[n] for n in NAMES], exponentials / exponentials.sum(), rtol=1e-14)
 
 
 def test_the_plot_is_a_png(search):
