@@ -93,8 +93,8 @@ def test_a_mixture_sets_its_weights_switches_the_other_datasets_off_and_names_un
 def test_data_mixture_weighs_a_corpus_datasets_once_they_are_added(tmp_path):
     from embeddinggemma.data.config import with_corpus_datasets, with_mixture_weights
 
-    (tmp_path / "manifest.json").write_text(json.dumps({"datasets": {
-        name: {"splits": {"train": {"path": f"{name}/train.jsonl"}}} for name in ("bitext", "code", "meta")}}))
+    splits = {n: {"splits": {"train": {"path": f"{n}/train.jsonl"}}} for n in ("bitext", "code", "meta")}
+    (tmp_path / "manifest.json").write_text(json.dumps({"datasets": splits}))
     c = data_config()
     c.corpus, c.mixture = str(tmp_path), "code=0.6, bitext=0.4"
     resolved = with_corpus_datasets(c)
