@@ -13,7 +13,7 @@ from pathlib import Path
 import ml_collections
 
 from embeddinggemma.atomic import atomic_write, check_target
-from embeddinggemma.data.config import data_config
+from embeddinggemma.data.config import data_config, parse_mixture
 from embeddinggemma.files import read_json
 from embeddinggemma.model import EmbedderConfig, RuntimeConfig, get_preset
 from embeddinggemma.quantization import SCHEMES
@@ -226,8 +226,6 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"quant.scheme={config.quant.scheme!r} is not 'none' or one of "
                           f"{', '.join(SCHEMES)}.")
     if config.data.mixture:  # its names are checked once the corpus's datasets are known
-        from embeddinggemma.data.config import parse_mixture
-
         try:
             parse_mixture(config.data.mixture)
         except ValueError as e:

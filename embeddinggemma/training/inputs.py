@@ -143,7 +143,8 @@ def resolve_corpus(data_cfg: ml_collections.ConfigDict) -> ml_collections.Config
     `data.mixture` applied.
 
     Raises:
-      ConfigError naming `data.mixture` when it names a dataset the config lacks.
+      ConfigError naming `data.mixture` when it names a dataset the config lacks, or the corpus's
+      manifest when a dataset lacks its train split.
     """
     if data_cfg.corpus:
         data_cfg = ml_collections.ConfigDict(data_cfg.to_dict())
