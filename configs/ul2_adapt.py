@@ -40,7 +40,7 @@ def get_config(arg: str = "tiny"):
         c.model.preset = "gemma3_270m" if arg == "270m" else "embeddinggemma_300m"
         if arg == "270m":  # unused by the adaptation, but validated against the 640 width
             c.loss.matryoshka_dims = (640, 512, 256, 128)
-        c.data.corpus = "~/.cache/embeddinggemma/corpus-v2"
+        c.data.corpus = "~/.cache/embeddinggemma/corpus-v3"
         c.train.batch_size = 256
         c.train.num_steps = 10_000
         c.optimizer.learning_rate = 1e-4

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="default: runs/demo-<date>-<time>")
     parser.add_argument("--steps", type=int, default=None, help="default: the config's (300)")
     parser.add_argument("--corpus", default=None,
-                        help="default: the config's (~/.cache/embeddinggemma/corpus-v2)")
+                        help="default: the config's (~/.cache/embeddinggemma/corpus-v3)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     workdir = args.workdir or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")

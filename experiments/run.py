@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", choices=SCALES, default="smoke")
     p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default: the scale's)")
     p.add_argument("--workdir", type=Path, default=None, help=f"default: {DEFAULT_WORKDIR}")
-    p.add_argument("--corpus", default="~/.cache/embeddinggemma/corpus-v2",
+    p.add_argument("--corpus", default="~/.cache/embeddinggemma/corpus-v3",
                    help="training corpus (scripts/build_corpus.py; built when missing)")
     p.add_argument("--decoder", default=None,
                    help="Gemma 3 decoder for the init ablation (default: the fetched Gemma 3 270M GGUF)")

@@ -8,7 +8,7 @@ from listed catalogs, each with BM25 hard negatives and a held-out split.
 Layout: embeddinggemma/data/corpus/build.py.
 
 Usage:
-  .venv/bin/python scripts/build_corpus.py [--out ~/.cache/embeddinggemma/corpus-v2] [--max-pairs 3000]
+  .venv/bin/python scripts/build_corpus.py [--out ~/.cache/embeddinggemma/corpus-v3] [--max-pairs 3000]
   .venv/bin/python scripts/build_corpus.py --teacher ~/.cache/embeddinggemma/embeddinggemma-300m
 
 An existing corpus is kept (rebuild with --force); --teacher then only adds the teacher's embeddings.

@@ -9,7 +9,7 @@ go in inside `unlocked()`; each entry stays locked, so a misspelt field is an er
         c.data.datasets.nq = dataset_config("natural_questions", format="tfds", task="query",
                                             fields=dict(query="question", positive="answer"))
     # or every dataset of a corpus built by scripts/build_corpus.py, with equal weights:
-    c.data.datasets = corpus_datasets("~/.cache/embeddinggemma/corpus-v2")
+    c.data.datasets = corpus_datasets("~/.cache/embeddinggemma/corpus-v3")
 
 Weights of existing datasets are overridden on the command line like any field:
 `--config.data.datasets.code.weight=0.5` (0 switches a dataset off). A whole mixture, including

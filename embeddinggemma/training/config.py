@@ -153,7 +153,7 @@ def sized_config(size: str) -> ml_collections.ConfigDict:
     c.mesh.shape = s["mesh_shape"]
     if size == "tiny":
         # Built by the first run when missing (scripts/build_corpus.py's defaults).
-        c.data.corpus = "~/.cache/embeddinggemma/corpus-v2"
+        c.data.corpus = "~/.cache/embeddinggemma/corpus-v3"
     if size == "300m":
         c.model.dtype = "bfloat16"  # float32 master parameters, bfloat16 compute
         c.model.remat = True

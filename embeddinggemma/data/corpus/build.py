@@ -1,6 +1,6 @@
 """Builds a small training corpus from declared sources only, deterministically.
 
-Output layout (DIR is versioned, e.g. ~/.cache/embeddinggemma/corpus-v2):
+Output layout (DIR is versioned, e.g. ~/.cache/embeddinggemma/corpus-v3):
     DIR/manifest.json              settings, sources (wheels: name, version, sha256; gettext domains,
                                    languages and a sha256 of the catalogs read), counts, the sha256 of
                                    every file, content_sha256 (manifest.py)
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -37,11 +38,11 @@ from embeddinggemma.data.hashing import stable_percent, stable_seed
 from embeddinggemma.data.records import example_record
 
 SPLITS = ("train", "heldout")
-DEFAULT_OUT = Path("~/.cache/embeddinggemma/corpus-v2")
+DEFAULT_OUT = Path("~/.cache/embeddinggemma/corpus-v3")
 DEFAULT_LOCALE_DIR = Path("/usr/share/locale")
 # content_sha256 of the default build (the demo's corpus) on the reference machines (Debian 12 with
 # the catalogs of DOMAINS); README quotes it. Another image's catalogs give another bitext dataset.
-DEFAULT_CONTENT_SHA256 = "26a7cb3a9d1fb63a6617f75d35b1c5651b3be1fa0d927cc8e3ae2e5d801cd117"
+DEFAULT_CONTENT_SHA256 = "b54c5de74c114ac776230ca401db408fc61e92d47b92bd194ba6fe6e1094d5b3"
 
 
 def split_of(pair_id: str, heldout_percent: int) -> str:
@@ -55,6 +56,15 @@ def _write_records(path: Path, examples: Sequence[CorpusExample]) -> dict:
     data = text.encode("utf-8")
     atomic_write(path, data)
     return {"records": len(examples), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _require_unique_ids(dataset: str, pairs: Sequence[CorpusExample]) -> None:
+    """Ids key the held-out split and the teacher embeddings, so two records must never share one."""
+    counts = Counter(p.id for p in pairs)
+    repeated = sorted(i for i, n in counts.items() if n > 1)
+    if repeated:
+        raise ValueError(f"Dataset {dataset!r}: {len(repeated)} id(s) shared by several records, e.g. "
+                         f"{repeated[0]!r}; nothing was written.")
 
 
 def build_corpus(out_dir: str | Path, *, seed: int = 0, max_pairs: int = 3000, heldout_percent: int = 10,
@@ -86,6 +96,7 @@ def build_corpus(out_dir: str | Path, *, seed: int = 0, max_pairs: int = 3000, h
     with atomic_directory(out_dir, MANIFEST, WHAT) as partial:
         for name, make_pairs in sources.items():
             pairs, provenance = make_pairs(stable_seed(seed, name))
+            _require_unique_ids(name, pairs)
             # Pairs sampled; the splits count those left with a hard negative.
             entry = {"tasks": sorted({p.task for p in pairs}), "pairs": len(pairs), "sources": provenance,
                      "splits": {}}

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import warnings
 import zipfile
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
@@ -89,7 +90,7 @@ def _is_stub(node: Function) -> bool:
 
 
 def source_pairs(source: bytes, relative: str) -> list[CorpusExample]:
-    """The pairs of one source file's bytes, ids prefixed by `relative` (none when it cannot be parsed)."""
+    """The pairs of one source file's bytes, ids prefixed by `relative` and unique (none when unparsable)."""
     try:
         text = source.decode("utf-8")
         with warnings.catch_warnings():
@@ -98,7 +99,7 @@ def source_pairs(source: bytes, relative: str) -> list[CorpusExample]:
     except (UnicodeDecodeError, SyntaxError, ValueError):
         return []
     lines = text.splitlines()
-    pairs = []
+    pairs, seen = [], Counter()
     for name, node in _functions(tree.body):
         docstring = ast.get_docstring(node)
         if not docstring or node.name.startswith("_") or _is_stub(node):
@@ -107,7 +108,10 @@ def source_pairs(source: bytes, relative: str) -> list[CorpusExample]:
         if len(query.split()) < MIN_QUERY_WORDS:
             continue
         code = clip_text(_code_without_docstring(lines, node), MAX_CODE_CHARS)
-        pairs.append(CorpusExample(id=f"{relative}:{name}", task=TASK, query=query, positive=code))
+        # A property's getter and setter share one qualified name: the later pairs get "#2", "#3".
+        seen[name] += 1
+        qualified = name if seen[name] == 1 else f"{name}#{seen[name]}"
+        pairs.append(CorpusExample(id=f"{relative}:{qualified}", task=TASK, query=query, positive=code))
     return pairs
 
 

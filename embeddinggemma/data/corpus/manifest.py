@@ -15,7 +15,8 @@ from embeddinggemma.files import read_json
 
 MANIFEST = "manifest.json"
 # 2: sources are pinned wheels and listed gettext domains, no longer the running environment.
-FORMAT_VERSION = 2
+# 3: a code id repeated in one file (a property's getter and setter) gets "#2"; ids are unique.
+FORMAT_VERSION = 3
 WHAT = "a corpus built by scripts/build_corpus.py"
 
 
