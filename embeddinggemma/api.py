@@ -45,12 +45,13 @@ class Embedder:
         self._embed = _embed_function(config, runtime)
 
     @classmethod
-    def load(cls, path: str | Path, dtype: str = "float32") -> Embedder:
+    def load(cls, path: str | Path, dtype: str = "float32", local_attention: str = "auto") -> Embedder:
         """Loads an Orbax checkpoint or a sentence-transformers directory.
 
-        `dtype` ("float32" or "bfloat16") sets both the parameters and the computation.
+        `dtype` ("float32" or "bfloat16") sets both the parameters and the computation;
+        `local_attention` how local layers compute (`RuntimeConfig`; "auto" picks the faster).
         """
-        runtime = RuntimeConfig(dtype=dtype, param_dtype=dtype)
+        runtime = RuntimeConfig(dtype=dtype, param_dtype=dtype, local_attention=local_attention)
         ckpt = load_checkpoint(path)
         return cls(ckpt.config, ckpt.params, ckpt.tokenizer_path, ckpt.prompts, runtime)
 

@@ -18,6 +18,7 @@ GLOBAL = "global"
 _HF_LAYER_TYPES = {"sliding_attention": LOCAL, "full_attention": GLOBAL}
 _ALLOWED_DTYPES = ("float32", "bfloat16")
 POOLING_MODES = ("mean", "first", "last", "attention")
+LOCAL_ATTENTION = {"auto": None, "dense": False, "banded": True}
 # Run-time settings that configs written before RuntimeConfig existed hold beside the architecture.
 _LEGACY_RUNTIME_FIELDS = ("dtype", "param_dtype", "remat")
 
@@ -46,15 +47,27 @@ class RuntimeConfig:
 
     `dtype` is the computation's, `param_dtype` the parameters'; `remat` recomputes each block's
     activations in the backward pass (memory for compute), with no effect on the forward pass.
+    `local_attention` is how local layers compute their scores: "dense" (all T x T, masked),
+    "banded" (only the blocks near the diagonal, linear in T) or "auto" (banded where it is the
+    cheaper, `masks.use_band`); the three agree to rounding.
     """
 
     dtype: str = "float32"
     param_dtype: str = "float32"
     remat: bool = False
+    local_attention: str = "auto"
 
     def __post_init__(self):
         check_dtype("dtype", self.dtype)
         check_dtype("param_dtype", self.param_dtype)
+        if self.local_attention not in LOCAL_ATTENTION:
+            raise ValueError(f"local_attention={self.local_attention!r} is not one of "
+                             f"{tuple(LOCAL_ATTENTION)}.")
+
+    @property
+    def banded(self) -> bool | None:
+        """What `masks.encoder_masks` takes: True, False, or None to choose by length."""
+        return LOCAL_ATTENTION[self.local_attention]
 
     @property
     def compute_dtype(self) -> jnp.dtype:

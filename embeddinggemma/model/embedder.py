@@ -27,7 +27,7 @@ class EmbeddingModel(nn.Module):
         c, weight_dtype = self.config, self.runtime.weight_dtype
         input_mask = padding_mask(tokens, c.transformer.pad_id)
         transformer = Transformer(c.transformer, self.runtime, name="transformer")
-        hidden = transformer(tokens, encoder_masks(input_mask, c.transformer))
+        hidden = transformer(tokens, encoder_masks(input_mask, c.transformer, banded=self.runtime.banded))
         if c.pooling == "attention":
             x = AttentionPool(weight_dtype, name="attention_pool")(hidden, input_mask)
         else:

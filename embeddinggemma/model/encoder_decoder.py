@@ -53,7 +53,7 @@ class EncoderDecoder(nn.Module):
     def encode(self, encoder_tokens: jax.Array) -> jax.Array:
         """[B, S] token ids -> [B, S] encoder outputs [B, S, D] (bidirectional)."""
         mask = padding_mask(encoder_tokens, self.config.pad_id)
-        return self.encoder(encoder_tokens, encoder_masks(mask, self.config))
+        return self.encoder(encoder_tokens, encoder_masks(mask, self.config, banded=self.runtime.banded))
 
     def decoder_hidden(self, encoder_tokens: jax.Array, decoder_tokens: jax.Array) -> jax.Array:
         """The decoder's final hidden states [B, T, D] (what `logits` turns into predictions)."""
@@ -61,7 +61,8 @@ class EncoderDecoder(nn.Module):
         encoded = self.encode(encoder_tokens)
         decoder_mask = padding_mask(decoder_tokens, c.pad_id)
         cross = cross_attention_mask(decoder_mask, padding_mask(encoder_tokens, c.pad_id))
-        return self.decoder(decoder_tokens, decoder_masks(decoder_mask, c), encoded=encoded, cross_mask=cross)
+        masks = decoder_masks(decoder_mask, c, banded=self.runtime.banded)
+        return self.decoder(decoder_tokens, masks, encoded=encoded, cross_mask=cross)
 
     def logits(self, hidden: jax.Array) -> jax.Array:
         """[B, T, D] decoder hidden states -> [B, T, V] float32 logits through the shared table."""

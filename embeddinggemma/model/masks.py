@@ -1,19 +1,72 @@
-"""Attention masks as explicit boolean inputs: True where query i may attend to key j.
+"""Attention masks as explicit inputs: True where query i may attend to key j.
 
-The same transformer is an encoder or a decoder depending on the masks it is given: one [B, T, S]
-mask per layer type (`LOCAL`, `GLOBAL`). This module is the one owner of window semantics: a
-config states Gemma 3's `sliding_window` (a window length); a mask is built from `max_distance`,
-the largest |i - j| a query attends over, which `local_max_distance` derives for each direction.
+The same transformer is an encoder or a decoder depending on the masks it is given: one mask per
+layer type (`LOCAL`, `GLOBAL`). This module is the one owner of window semantics: a config states
+Gemma 3's `sliding_window` (a window length); a mask is built from `max_distance`, the largest
+|i - j| a query attends over, which `local_max_distance` derives for each direction.
+
+A mask is a dense [B, T, S] bool array, or, for a local layer over a long input, a `BandMask`: the
+padding mask and the window, from which attention computes only the band of scores near the
+diagonal (attention.py), so the local layers' cost grows linearly in length instead of as T^2.
 """
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
+from flax import struct
 
 from embeddinggemma.model.config import GLOBAL, LOCAL, TransformerConfig
 
-LayerMasks = dict[str, jax.Array]
+
+@struct.dataclass
+class BandMask:
+    """A local layer's mask kept as its parts: keys with |i - j| <= max_distance (and j <= i when
+    causal) that are real tokens. Attention splits the sequence into blocks of `block` >= max_distance
+    positions, so each query block sees only its own and its neighbour blocks' keys."""
+
+    key_mask: jax.Array  # [B, T] bool, True on real tokens
+    max_distance: int = struct.field(pytree_node=False)
+    causal: bool = struct.field(pytree_node=False)
+    block: int = struct.field(pytree_node=False)
+
+    def dense(self) -> jax.Array:
+        """The same mask as a [B, T, T] array."""
+        return attention_mask(self.key_mask, causal=self.causal, max_distance=self.max_distance)
+
+
+@struct.dataclass
+class ByLayerType:
+    """Inside the scanned blocks: the global mask where `is_global`, else the banded local one."""
+
+    is_global: jax.Array  # bool scalar
+    global_mask: jax.Array
+    local_mask: BandMask
+
+
+Mask = jax.Array | BandMask | ByLayerType
+LayerMasks = dict[str, jax.Array | BandMask]
+
+# Blocks narrower than this are many small products, slower on CPU than the dense scores they save.
+MIN_BAND_BLOCK = 64
+# The banded path computes (2 or 3 blocks) x block scores per query against T dense ones; it is
+# chosen when that is at most this fraction of T (measured: bench/README.md, banded attention).
+BAND_MAX_COST_FRACTION = 0.5
+
+
+def band_block(max_distance: int) -> int:
+    """The block length for a window: at least `max_distance`, rounded up to a multiple of 8."""
+    return 8 * math.ceil(max(max_distance, 1) / 8)
+
+
+def use_band(length: int, max_distance: int, *, causal: bool) -> bool:
+    """Whether banded attention is the cheaper way to compute a local layer over `length` tokens."""
+    block = band_block(max_distance)
+    neighbours = 2 if causal else 3
+    padded = block * math.ceil(length / block)
+    return block >= MIN_BAND_BLOCK and neighbours * block * padded <= BAND_MAX_COST_FRACTION * length * length
 
 
 def padding_mask(tokens: jax.Array, pad_id: int = 0) -> jax.Array:
@@ -49,20 +102,27 @@ def local_max_distance(sliding_window: int, *, causal: bool) -> int:
     return sliding_window - 1 if causal else sliding_window // 2
 
 
-def _layer_masks(input_mask: jax.Array, config: TransformerConfig, causal: bool) -> LayerMasks:
+def _layer_masks(input_mask: jax.Array, config: TransformerConfig, causal: bool,
+                 banded: bool | None) -> LayerMasks:
     local = local_max_distance(config.sliding_window, causal=causal)
-    return {LOCAL: attention_mask(input_mask, causal=causal, max_distance=local),
-            GLOBAL: attention_mask(input_mask, causal=causal)}
+    if banded is None:
+        banded = use_band(input_mask.shape[-1], local, causal=causal)
+    local_mask = (BandMask(input_mask, local, causal, band_block(local)) if banded
+                  else attention_mask(input_mask, causal=causal, max_distance=local))
+    return {LOCAL: local_mask, GLOBAL: attention_mask(input_mask, causal=causal)}
 
 
-def encoder_masks(input_mask: jax.Array, config: TransformerConfig) -> LayerMasks:
-    """Bidirectional masks per layer type, each [B, T, T], from a [B, T] padding mask."""
-    return _layer_masks(input_mask, config, causal=False)
+def encoder_masks(input_mask: jax.Array, config: TransformerConfig, *,
+                  banded: bool | None = None) -> LayerMasks:
+    """Bidirectional masks per layer type from a [B, T] padding mask: [B, T, T] arrays, the local
+    one a `BandMask` where `banded` (None: where `use_band` finds it cheaper for this length)."""
+    return _layer_masks(input_mask, config, causal=False, banded=banded)
 
 
-def decoder_masks(input_mask: jax.Array, config: TransformerConfig) -> LayerMasks:
-    """Causal masks per layer type, each [B, T, T]; local layers see 0 <= i - j < sliding_window."""
-    return _layer_masks(input_mask, config, causal=True)
+def decoder_masks(input_mask: jax.Array, config: TransformerConfig, *,
+                  banded: bool | None = None) -> LayerMasks:
+    """Causal masks per layer type, as `encoder_masks`; local layers see 0 <= i - j < sliding_window."""
+    return _layer_masks(input_mask, config, causal=True, banded=banded)
 
 
 def cross_attention_mask(decoder_input_mask: jax.Array, encoder_input_mask: jax.Array) -> jax.Array:

@@ -3,8 +3,6 @@ a cross-attention sublayer in every block (the decoder half of an encoder-decode
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -12,6 +10,7 @@ import jax.numpy as jnp
 from embeddinggemma.model.attention import Attention, rope_tables
 from embeddinggemma.model.config import GLOBAL, LOCAL, RuntimeConfig, TransformerConfig
 from embeddinggemma.model.layers import LAYERS, FeedForward, RMSNorm, TokenEmbedding
+from embeddinggemma.model.masks import BandMask, ByLayerType, LayerMasks
 
 CROSS = "cross"  # the broadcast tables' entry for cross-attention: encoder outputs and mask
 
@@ -38,7 +37,10 @@ class Block(nn.Module):
         attention = lambda name: Attention(c.num_heads, c.num_kv_heads, c.head_dim, c.embed_dim,  # noqa: E731
                                            c.query_pre_attn_scalar, c.norm_eps, r.compute_dtype,
                                            r.weight_dtype, name=name)
-        attended = attention("attn")(norm("pre_attn_norm")(x), pick("sin"), pick("cos"), pick("mask"))
+        local_mask = tables[LOCAL]["mask"]
+        mask = (ByLayerType(is_global, tables[GLOBAL]["mask"], local_mask) if isinstance(local_mask, BandMask)
+                else pick("mask"))
+        attended = attention("attn")(norm("pre_attn_norm")(x), pick("sin"), pick("cos"), mask)
         x = x + norm("post_attn_norm")(attended)
         if self.cross_attention:
             cross = tables[CROSS]
@@ -89,14 +91,15 @@ class Transformer(nn.Module):
     def _embedding(self) -> TokenEmbedding:
         return self.token_embedding if self.shared_embedding is None else self.shared_embedding
 
-    def __call__(self, tokens: jax.Array, masks: Mapping[str, jax.Array],
+    def __call__(self, tokens: jax.Array, masks: LayerMasks,
                  positions: jax.Array | None = None, encoded: jax.Array | None = None,
                  cross_mask: jax.Array | None = None) -> jax.Array:
         """
         Args:
           tokens: [B, T] int token ids.
-          masks: one [B, T, T] bool mask per layer type (`LOCAL`, `GLOBAL`), True where query i
-            may attend to key j; built by `masks.encoder_masks` or `masks.decoder_masks`.
+          masks: one mask per layer type (`LOCAL`, `GLOBAL`): a [B, T, T] bool array, True where
+            query i may attend to key j, or for LOCAL a `masks.BandMask`; built by
+            `masks.encoder_masks` or `masks.decoder_masks`.
           positions: [B, T] int rotary positions; defaults to 0..T-1 (right padding).
           encoded: [B, S, D] encoder outputs, with `cross_attention` only.
           cross_mask: [B, T, S] bool, True where decoder query i may attend to encoder output j

@@ -2,13 +2,15 @@ import jax
 import numpy as np
 import pytest
 
-from embeddinggemma.model import Transformer, init_params, tiny
+from embeddinggemma.model import RuntimeConfig, Transformer, init_params, tiny
 from embeddinggemma.model.masks import (
+    BandMask,
     attention_mask,
     decoder_masks,
     encoder_masks,
     local_max_distance,
     padding_mask,
+    use_band,
 )
 
 
@@ -113,3 +115,29 @@ def test_causal_local_window_is_the_one_transformers_gives_gemma3():
     np.testing.assert_array_equal(got["local"], want)
     i, j = np.indices((length, length))
     np.testing.assert_array_equal(want, ((i - j >= 0) & (i - j < window)).astype(int))
+
+
+@pytest.mark.parametrize("build, causal", [(encoder_masks, False), (decoder_masks, True)])
+def test_a_banded_local_mask_holds_the_same_mask(build, causal):
+    config = tiny(sliding_window=6).transformer
+    valid = np.array([[1] * 19 + [0] * 3, [1] * 5 + [0] * 17], bool)
+    banded, dense = build(valid, config, banded=True), build(valid, config, banded=False)
+    local = banded["local"]
+    assert isinstance(local, BandMask) and local.causal == causal
+    assert local.block >= local.max_distance == local_max_distance(6, causal=causal)
+    np.testing.assert_array_equal(local.dense(), dense["local"])
+    np.testing.assert_array_equal(banded["global"], dense["global"])
+
+
+def test_band_is_chosen_for_long_inputs_of_a_wide_window_only():
+    # The released model (radius 256): 2048 tokens banded, 512 dense; a tiny window never.
+    assert use_band(2048, 256, causal=False) and not use_band(512, 256, causal=False)
+    assert not use_band(4096, 4, causal=False)
+    release_like = tiny(sliding_window=512).transformer
+    assert isinstance(encoder_masks(np.ones((1, 2048), bool), release_like)["local"], BandMask)
+    assert not isinstance(encoder_masks(np.ones((1, 512), bool), release_like)["local"], BandMask)
+
+
+def test_an_unknown_local_attention_is_refused():
+    with pytest.raises(ValueError, match="local_attention='sparse' is not one of"):
+        RuntimeConfig(local_attention="sparse")

@@ -6,7 +6,7 @@ import pytest
 
 from embeddinggemma.checkpoint.hf_gemma3 import transformer_to_hf
 from embeddinggemma.model import EmbeddingModel, RuntimeConfig, Transformer, init_params, tiny
-from embeddinggemma.model.masks import decoder_masks, encoder_masks, padding_mask
+from embeddinggemma.model.masks import BandMask, decoder_masks, encoder_masks, padding_mask
 from tests.model import numpy_reference
 
 RNG = np.random.default_rng(1)
@@ -35,12 +35,16 @@ def test_embeddings_match_numpy_reference_under_padding(tiny_config, tiny_params
         np.testing.assert_allclose(vector, want, atol=2e-5)
 
 
+@pytest.mark.parametrize("banded", [False, True], ids=["dense", "banded"])
 @pytest.mark.parametrize("bidirectional", [True, False])
-def test_hidden_states_match_reference_in_both_directions(bidirectional):
+def test_hidden_states_match_reference_in_both_directions(bidirectional, banded):
+    """Banded: local layers on blocks of 8 (radius 4, causal window 8), five of them over 37 tokens."""
     config = tiny().transformer
     params = jax.device_get(init_params(tiny(), jax.random.PRNGKey(3)))["transformer"]
-    rows, tokens = _batch([20, 11], config.vocab_size, 24)
-    masks = (encoder_masks if bidirectional else decoder_masks)(padding_mask(tokens, config.pad_id), config)
+    rows, tokens = _batch([37, 11, 2], config.vocab_size, 40)
+    build = encoder_masks if bidirectional else decoder_masks
+    masks = build(padding_mask(tokens, config.pad_id), config, banded=banded)
+    assert isinstance(masks["local"], BandMask) == banded
     hidden = np.asarray(Transformer(config).apply({"params": params}, tokens, masks))
     hf = transformer_to_hf(params, config)
     for i, row in enumerate(rows):
@@ -98,3 +102,22 @@ def test_bfloat16_model_stays_close_to_float32(tiny_config, tiny_params):
     cosine = (f32 * bf16).sum(-1)
     assert cosine.min() > 0.99
     assert np.abs(f32 - bf16).max() > 0  # really computed in bfloat16
+
+
+def test_banded_local_layers_give_the_dense_gradients():
+    """Training takes the banded path on long inputs: its gradients must be the dense path's
+    (which the reference test above checks), padding and the band's edges included."""
+    config = tiny().transformer
+    params = jax.device_get(init_params(tiny(), jax.random.PRNGKey(5)))["transformer"]
+    _, tokens = _batch([37, 14], config.vocab_size, 40)
+    # Real positions only: a padded query far from any real key sees nothing, and its (discarded)
+    # output is the mean of whichever keys each path computes.
+    weights = RNG.standard_normal((2, 40, config.embed_dim)).astype(np.float32) * (tokens != 0)[..., None]
+    grads = {}
+    for banded in (False, True):
+        masks = encoder_masks(padding_mask(tokens, config.pad_id), config, banded=banded)
+        loss = lambda p, m=masks: (Transformer(config).apply({"params": p}, tokens, m) * weights).sum()  # noqa: E731
+        grads[banded] = jax.grad(loss)(params)
+    for (path, dense), banded in zip(jax.tree_util.tree_leaves_with_path(grads[False]),
+                                     jax.tree.leaves(grads[True]), strict=True):
+        np.testing.assert_allclose(banded, dense, rtol=1e-4, atol=1e-4, err_msg=jax.tree_util.keystr(path))
