@@ -88,8 +88,7 @@ def make_loss_and_grads(objective: Objective, embed: EmbedFn, train_cfg: ml_coll
         params = transform(params)
         if not isinstance(objective, EmbeddingObjective):
             return objective(params, batch)
-        embeddings = {k: embed(params[ENCODER], batch[k]) for k in ROLES if k in batch}
-        return objective.loss(_head(params), embeddings, batch)
+        return objective.loss(_head(params), embed_roles(embed, params[ENCODER], batch), batch)
 
     def plain(params, batch):
         return jax.value_and_grad(full_loss, has_aux=True)(params, batch)
@@ -144,6 +143,25 @@ def make_loss_and_grads(objective: Objective, embed: EmbedFn, train_cfg: ml_coll
     if train_cfg.grad_accumulation_steps > 1:
         return accumulated
     return plain
+
+
+def embed_roles(embed: EmbedFn, encoder_params: Params, batch: Batch) -> dict[str, jax.Array]:
+    """The embeddings of every role in the batch, roles of one token shape in one encoder call.
+
+    One call makes one embedding lookup and one [V, D] gradient of the token table where a call per
+    role makes one each. The roles are interleaved example by example ([B, R, T] -> [B * R, T]), so
+    a batch sharded over examples stays sharded the same way, with no data moved between devices.
+    """
+    by_shape: dict[tuple, list[str]] = {}
+    for role in ROLES:
+        if role in batch:
+            by_shape.setdefault(batch[role].shape, []).append(role)
+    embeddings = {}
+    for (B, *rest), roles in by_shape.items():
+        tokens = jnp.stack([batch[r] for r in roles], axis=1).reshape(B * len(roles), *rest)
+        together = embed(encoder_params, tokens).reshape(B, len(roles), -1)
+        embeddings.update({r: together[:, i] for i, r in enumerate(roles)})
+    return embeddings
 
 
 def _head(params: Mapping) -> dict:
