@@ -64,4 +64,7 @@ ABLATION = Ablation(
     cells=cells,
     plot="dims",
     inputs=("teacher",),
+    # the one-change variants are read against the config's objective they change
+    baselines={name: "+spread_out"
+               for name in ("+distillation", "alpha=0", "own_positive_out", "no_matryoshka")},
 )
