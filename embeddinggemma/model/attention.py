@@ -62,8 +62,9 @@ class Attention(nn.Module):
         x = x.astype(self.dtype)
         source = x if memory is None else memory.astype(self.dtype)
         q = jnp.einsum("BTD,DNH->BTNH", x, w_q.astype(self.dtype))
-        k = jnp.einsum("BSD,DKH->BSKH", source, w_k.astype(self.dtype))
-        v = jnp.einsum("BSD,DKH->BSKH", source, w_v.astype(self.dtype))
+        # Keys and values of the same source in one product (as the feed-forward's gate and up).
+        kv = jnp.einsum("BSD,DGKH->BSGKH", source, jnp.stack([w_k, w_v], axis=1).astype(self.dtype))
+        k, v = kv[:, :, 0], kv[:, :, 1]
 
         # QK-norm over the head dimension, before the rotation.
         q = RMSNorm(self.norm_eps, "head_dim", self.param_dtype, name="query_norm")(q)
@@ -114,29 +115,31 @@ def _neighbour_blocks(x: jax.Array, block: int, offsets: tuple[int, ...]) -> jax
     the positions of the blocks at `offsets` from it laid end to end, zero beyond either end."""
     T = x.shape[-2]
     nb = -(-T // block)
+    reach = max(-min(offsets), max(offsets))
     pad = [(0, 0)] * x.ndim
-    pad[-2] = (block, block * (nb + 1) - T)  # one zero block before, one (and the rest) after
-    blocks = jnp.pad(x, pad).reshape(*x.shape[:-2], nb + 2, block, x.shape[-1])
-    return jnp.concatenate([blocks[..., 1 + o:1 + o + nb, :, :] for o in offsets], axis=-2)
+    pad[-2] = (reach * block, block * (nb + reach) - T)  # `reach` zero blocks before, and after
+    blocks = jnp.pad(x, pad).reshape(*x.shape[:-2], nb + 2 * reach, block, x.shape[-1])
+    return jnp.concatenate([blocks[..., reach + o:reach + o + nb, :, :] for o in offsets], axis=-2)
 
 
 def _banded(q: jax.Array, k: jax.Array, v: jax.Array, mask: BandMask) -> jax.Array:
     """Each block of queries against the keys of its own and neighbouring blocks only.
 
-    With blocks at least `max_distance` long, every key within the window of a query in block b
-    lies in blocks b - 1 .. b + 1 (b - 1 .. b when causal), so the scores outside those blocks,
-    which the mask would zero anyway, are never computed. The band's edges are masked exactly.
+    Every key within the window of a query in block b lies in blocks b - reach .. b + reach
+    (b - reach .. b when causal), so the scores outside those blocks, which the mask would zero
+    anyway, are never computed. The band's edges are masked exactly.
     """
     B, K, G, T, H = q.shape
     W = mask.block
-    offsets = (-1, 0) if mask.causal else (-1, 0, 1)
+    R = mask.reach
+    offsets = tuple(range(-R, 1 if mask.causal else R + 1))
     nb, S = -(-T // W), len(offsets) * W
     q = jnp.pad(q, ((0, 0), (0, 0), (0, 0), (0, nb * W - T), (0, 0)))
     q = q.reshape(B, K, G, nb, W, H).transpose(0, 1, 3, 2, 4, 5).reshape(B, K, nb, G * W, H)
     keys, values = _neighbour_blocks(k, W, offsets), _neighbour_blocks(v, W, offsets)  # [B, K, nb, S, H]
     real = _neighbour_blocks(mask.key_mask[..., None], W, offsets)[..., 0]  # [B, nb, S], False off the ends
-    # Query w of a block and key s of its neighbourhood are W + w - s positions apart (i - j).
-    distance = W + jnp.arange(W)[:, None] - jnp.arange(S)[None, :]
+    # Query w of a block and key s of its neighbourhood are R W + w - s positions apart (i - j).
+    distance = R * W + jnp.arange(W)[:, None] - jnp.arange(S)[None, :]
     in_window = distance <= mask.max_distance
     in_window &= (distance >= 0) if mask.causal else (distance >= -mask.max_distance)
     allowed = in_window[None, None] & real[:, :, None, :]  # [B, nb, W, S]

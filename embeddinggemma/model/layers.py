@@ -55,8 +55,11 @@ class FeedForward(nn.Module):
         up = logical_param(self, "up", (D, F), ("embed", "mlp"), self.param_dtype)
         down = logical_param(self, "down", (F, D), ("mlp", "embed"), self.param_dtype)
         x = x.astype(self.dtype)
-        hidden = jax.nn.gelu(jnp.einsum("BTD,DF->BTF", x, gate.astype(self.dtype)), approximate=True)
-        hidden = hidden * jnp.einsum("BTD,DF->BTF", x, up.astype(self.dtype))
+        # Gate and up in one product, stacked so that a sharded `mlp` axis stays where it is: on CPU
+        # fewer, larger products are faster (with keys and values fused too, a 512-token forward
+        # pass of the 300m model is about 10% faster).
+        both = jnp.einsum("BTD,DGF->BTGF", x, jnp.stack([gate, up], axis=1).astype(self.dtype))
+        hidden = jax.nn.gelu(both[..., 0, :], approximate=True) * both[..., 1, :]
         return jnp.einsum("BTF,FD->BTD", hidden, down.astype(self.dtype))
 
 

@@ -24,13 +24,19 @@ from embeddinggemma.model.config import GLOBAL, LOCAL, TransformerConfig
 @struct.dataclass
 class BandMask:
     """A local layer's mask kept as its parts: keys with |i - j| <= max_distance (and j <= i when
-    causal) that are real tokens. Attention splits the sequence into blocks of `block` >= max_distance
-    positions, so each query block sees only its own and its neighbour blocks' keys."""
+    causal) that are real tokens. Attention splits the sequence into blocks of `block` positions, so
+    each query block sees only the keys of its own block and of `reach` blocks on each side (before
+    it only, when causal)."""
 
     key_mask: jax.Array  # [B, T] bool, True on real tokens
     max_distance: int = struct.field(pytree_node=False)
     causal: bool = struct.field(pytree_node=False)
     block: int = struct.field(pytree_node=False)
+
+    @property
+    def reach(self) -> int:
+        """Neighbour blocks on each side that hold keys within the window."""
+        return band_reach(self.max_distance, self.block)
 
     def dense(self) -> jax.Array:
         """The same mask as a [B, T, T] array."""
@@ -49,24 +55,35 @@ class ByLayerType:
 Mask = jax.Array | BandMask | ByLayerType
 LayerMasks = dict[str, jax.Array | BandMask]
 
-# Blocks narrower than this are many small products, slower on CPU than the dense scores they save.
-MIN_BAND_BLOCK = 64
-# The banded path computes (2 or 3 blocks) x block scores per query against T dense ones; it is
-# chosen when that is at most this fraction of T (measured: bench/README.md, banded attention).
+# Windows narrower than this make many small products, slower on CPU than the dense scores they save.
+MIN_BAND_RADIUS = 64
+# Blocks of about radius / BLOCKS_PER_RADIUS: a query block of W sees (2 reach + 1) W keys where
+# 2 radius + W are in its window, so smaller blocks compute fewer scores outside the band but make
+# more, smaller products (measured: bench/README.md, long inputs).
+BLOCKS_PER_RADIUS = 2
+# The banded path is chosen where it computes at most this fraction of the dense T x T scores
+# (measured: bench/README.md, long inputs).
 BAND_MAX_COST_FRACTION = 0.5
 
 
 def band_block(max_distance: int) -> int:
-    """The block length for a window: at least `max_distance`, rounded up to a multiple of 8."""
-    return 8 * math.ceil(max(max_distance, 1) / 8)
+    """The block length for a window: about `max_distance / BLOCKS_PER_RADIUS`, a multiple of 8."""
+    return 8 * math.ceil(math.ceil(max(max_distance, 1) / BLOCKS_PER_RADIUS) / 8)
+
+
+def band_reach(max_distance: int, block: int) -> int:
+    """How many blocks on each side of a query's block hold keys within `max_distance` of it."""
+    return math.ceil(max_distance / block)
 
 
 def use_band(length: int, max_distance: int, *, causal: bool) -> bool:
     """Whether banded attention is the cheaper way to compute a local layer over `length` tokens."""
     block = band_block(max_distance)
-    neighbours = 2 if causal else 3
+    reach = band_reach(max_distance, block)
+    neighbours = reach + 1 if causal else 2 * reach + 1
     padded = block * math.ceil(length / block)
-    return block >= MIN_BAND_BLOCK and neighbours * block * padded <= BAND_MAX_COST_FRACTION * length * length
+    return (max_distance >= MIN_BAND_RADIUS
+            and neighbours * block * padded <= BAND_MAX_COST_FRACTION * length * length)
 
 
 def padding_mask(tokens: jax.Array, pad_id: int = 0) -> jax.Array:

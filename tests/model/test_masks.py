@@ -124,7 +124,8 @@ def test_a_banded_local_mask_holds_the_same_mask(build, causal):
     banded, dense = build(valid, config, banded=True), build(valid, config, banded=False)
     local = banded["local"]
     assert isinstance(local, BandMask) and local.causal == causal
-    assert local.block >= local.max_distance == local_max_distance(6, causal=causal)
+    assert local.max_distance == local_max_distance(6, causal=causal)
+    assert local.block * local.reach >= local.max_distance > local.block * (local.reach - 1)
     np.testing.assert_array_equal(local.dense(), dense["local"])
     np.testing.assert_array_equal(banded["global"], dense["global"])
 

@@ -35,16 +35,19 @@ def test_embeddings_match_numpy_reference_under_padding(tiny_config, tiny_params
         np.testing.assert_allclose(vector, want, atol=2e-5)
 
 
-@pytest.mark.parametrize("banded", [False, True], ids=["dense", "banded"])
+@pytest.mark.parametrize("banded, window", [(False, 8), (True, 8), (True, 40)],
+                         ids=["dense", "banded", "banded-reach-2"])
 @pytest.mark.parametrize("bidirectional", [True, False])
-def test_hidden_states_match_reference_in_both_directions(bidirectional, banded):
-    """Banded: local layers on blocks of 8 (radius 4, causal window 8), five of them over 37 tokens."""
-    config = tiny().transformer
+def test_hidden_states_match_reference_in_both_directions(bidirectional, banded, window):
+    """Banded, window 8: local layers on blocks of 8, each seeing one block on either side, five
+    blocks over 37 tokens. Window 40: blocks of 16 (24 when causal), each seeing two on either side."""
+    config = tiny(sliding_window=window).transformer
     params = jax.device_get(init_params(tiny(), jax.random.PRNGKey(3)))["transformer"]
     rows, tokens = _batch([37, 11, 2], config.vocab_size, 40)
     build = encoder_masks if bidirectional else decoder_masks
     masks = build(padding_mask(tokens, config.pad_id), config, banded=banded)
     assert isinstance(masks["local"], BandMask) == banded
+    assert not banded or masks["local"].reach == {8: 1, 40: 2}[window]
     hidden = np.asarray(Transformer(config).apply({"params": params}, tokens, masks))
     hf = transformer_to_hf(params, config)
     for i, row in enumerate(rows):
@@ -104,10 +107,11 @@ def test_bfloat16_model_stays_close_to_float32(tiny_config, tiny_params):
     assert np.abs(f32 - bf16).max() > 0  # really computed in bfloat16
 
 
-def test_banded_local_layers_give_the_dense_gradients():
+@pytest.mark.parametrize("window", [8, 40])
+def test_banded_local_layers_give_the_dense_gradients(window):
     """Training takes the banded path on long inputs: its gradients must be the dense path's
     (which the reference test above checks), padding and the band's edges included."""
-    config = tiny().transformer
+    config = tiny(sliding_window=window).transformer
     params = jax.device_get(init_params(tiny(), jax.random.PRNGKey(5)))["transformer"]
     _, tokens = _batch([37, 14], config.vocab_size, 40)
     # Real positions only: a padded query far from any real key sees nothing, and its (discarded)
