@@ -13,6 +13,10 @@ from embeddinggemma.model.layers import LAYERS, FeedForward, RMSNorm, TokenEmbed
 from embeddinggemma.model.masks import BandMask, ByLayerType, LayerMasks
 
 CROSS = "cross"  # the broadcast tables' entry for cross-attention: encoder outputs and mask
+# RuntimeConfig.remat -> what jax.checkpoint keeps; "matmuls" keeps products with a weight matrix
+# (no batch dimension), not the attention's batched score and value products.
+REMAT_POLICY = {"matmuls": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+                "full": jax.checkpoint_policies.nothing_saveable}
 
 
 class Block(nn.Module):
@@ -76,7 +80,8 @@ class Transformer(nn.Module):
             # checkpoints already written have it.
             self.token_embedding = TokenEmbedding(c.vocab_size, c.embed_dim, r.compute_dtype, r.weight_dtype)
             nn.share_scope(self, self.token_embedding)
-        block = nn.remat(Block, prevent_cse=False) if r.remat else Block
+        block = (Block if r.remat == "none"
+                 else nn.remat(Block, prevent_cse=False, policy=REMAT_POLICY[r.remat]))
         self.layers = nn.scan(
             block,
             variable_axes={"params": 0},

@@ -53,7 +53,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.dtype = "float32"          # computation: float32 or bfloat16
     c.model.param_dtype = "float32"    # master parameters (float32 with bfloat16 compute is usual)
     c.model.pooling = "mean"           # mean, first, last, attention
-    c.model.remat = False              # rematerialise each block in the backward pass
+    c.model.remat = "matmuls"          # what the backward pass recomputes: none, matmuls or full
     # Where the encoder starts (training/initialisation.py): "random", "embedder" (an Orbax or
     # sentence-transformers embedding checkpoint), "decoder" (a Gemma 3 decoder: GGUF, Hugging Face
     # directory or a decoder checkpoint, used bidirectionally, projection head fresh),
@@ -156,7 +156,7 @@ def sized_config(size: str) -> ml_collections.ConfigDict:
         c.data.corpus = "~/.cache/embeddinggemma/corpus-v3"
     if size == "300m":
         c.model.dtype = "bfloat16"  # float32 master parameters, bfloat16 compute
-        c.model.remat = True
+        c.model.remat = "full"
     return c
 
 

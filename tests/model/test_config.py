@@ -83,6 +83,13 @@ def test_config_files_written_before_the_runtime_split_still_load():
         EmbedderConfig.from_dict(written)
 
 
+def test_remat_takes_a_choice_or_the_old_booleans():
+    assert RuntimeConfig(remat=True).remat == "full" and RuntimeConfig(remat=False).remat == "none"
+    assert RuntimeConfig(remat="matmuls").remat == "matmuls"
+    with pytest.raises(ValueError, match=r"remat='some' is not one of \('none', 'matmuls', 'full'\)"):
+        RuntimeConfig(remat="some")
+
+
 def test_run_time_settings_are_not_architecture():
     with pytest.raises(ValueError, match=r"\['dtype'\] are not architecture fields.*RuntimeConfig"):
         embeddinggemma_300m(dtype="bfloat16")
