@@ -19,7 +19,16 @@ import sys
 import time
 from pathlib import Path
 
-from system import BENCH_DIR, OtherLoad, cpu_model, idle_check, package_versions, write_result
+from system import (
+    BENCH_DIR,
+    OtherLoad,
+    allocator,
+    cpu_model,
+    idle_check,
+    package_versions,
+    start_as_the_commands_do,
+    write_result,
+)
 
 DIMS = (768, 512, 256, 128)
 GOLDEN = BENCH_DIR.parent / "tests" / "golden" / "eval_scores_embeddinggemma_300m.json"
@@ -92,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "eval_suite",
         "started": started,
-        "machine": {"cpu": cpu_model(), "idle_before": idle, "other_cpu_share": round(load.stop(), 3)},
+        "machine": {"cpu": cpu_model(), "allocator": allocator(), "idle_before": idle,
+                    "other_cpu_share": round(load.stop(), 3)},
         "versions": package_versions(("jax", "jaxlib", "flax", "numpy", "scikit-learn", "embeddinggemma")),
         "model_dir": str(model_dir),
         "max_length": args.max_length,
@@ -115,4 +125,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    start_as_the_commands_do()
     sys.exit(main())

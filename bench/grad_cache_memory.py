@@ -22,7 +22,16 @@ import sys
 import time
 from pathlib import Path
 
-from system import BENCH_DIR, OtherLoad, cpu_model, idle_check, package_versions, write_result
+from system import (
+    BENCH_DIR,
+    OtherLoad,
+    allocator,
+    cpu_model,
+    idle_check,
+    package_versions,
+    start_as_the_commands_do,
+    write_result,
+)
 from train_step import jax_machine, log, run_worker, time_steps, xla_memory
 
 PAIRS = 1024
@@ -172,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {"preset": "tiny", "pairs": args.pairs, "length": args.length,
                      "chunk": args.chunk, "dtype": "float32", "tokens": "random ids",
                      "warmup": args.warmup, "steps": args.steps},
-        "machine": {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
+        "machine": {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "allocator": allocator(),
                     "python": sys.version.split()[0], "versions": package_versions(VERSIONED)},
         "plain": plain,
         "grad_cache": cached,
@@ -195,4 +204,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    start_as_the_commands_do()
     sys.exit(main())

@@ -1,14 +1,16 @@
 """Benchmarks of the JAX implementation against sentence-transformers on CPU (run by `make bench`).
 
-    .venv/bin/python bench/run.py [--only embed|train|memory|eval] [--quick] [--repeats N]
+    .venv/bin/python bench/run.py [--only embed|long|train|memory|eval] [--quick] [--repeats N]
                                   [--model-dir DIR] [--skip-cold-start]
 
-Runs all four benchmarks by default, or the one `--only` names:
+Runs all five benchmarks by default, or the one `--only` names:
   embed:   in one process on one machine, throughput (texts/s, real tokens/s) of both
            implementations on the same real queries and documents, after a full warm-up pass
            each; the agreement of their embeddings; and, in fresh subprocesses, the cold start
            (import, load, first batch). Writes bench/results/embed_<timestamp>.json and
            embed_latest.json (embed_quick_*.json with --quick).
+  long:    bench/long_inputs.py, texts of 512, 1024 and 2048 tokens: the Embedder with dense and
+           with banded local attention against sentence-transformers (tokens/s, peak memory).
   train:   bench/train_step.py, one training step of the 300m model, JAX against PyTorch.
   memory:  bench/grad_cache_memory.py, one step of the tiny model with and without grad caching.
   eval:    bench/eval_suite.py, the offline evaluation suite on the released model (about 10 min;
@@ -38,9 +40,11 @@ import numpy as np  # noqa: E402
 from system import (  # noqa: E402
     BENCH_DIR,
     OtherLoad,
+    allocator,
     cpu_model,
     idle_check,
     package_versions,
+    start_as_the_commands_do,
     write_result,
 )
 from texts import gather_texts, texts_digest  # noqa: E402
@@ -51,7 +55,7 @@ PROMPTS = ("query", "document")
 LABELS = (("embedder", "Embedder (JAX)"), ("sentence_transformers", "sentence-transformers"))
 VERSIONED = ("jax", "jaxlib", "flax", "numpy", "torch", "transformers", "sentence-transformers",
              "embeddinggemma")
-BENCHMARKS = ("embed", "train", "memory", "eval")
+BENCHMARKS = ("embed", "long", "train", "memory", "eval")
 
 Encoder = Callable[[list[str], str], np.ndarray]
 
@@ -257,7 +261,7 @@ def measure_throughput(model_dir: Path, queries: list[str], documents: list[str]
 def machine_info(torch_threads_default: int, torch_threads: int) -> dict:
     import jax
 
-    return {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
+    return {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "allocator": allocator(),
             "torch_threads": torch_threads, "torch_threads_default": torch_threads_default,
             "jax_devices": [str(d) for d in jax.devices()], "xla_flags": os.environ.get("XLA_FLAGS"),
             "python": sys.version.split()[0], "versions": package_versions(VERSIONED)}
@@ -300,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     if "embed" in selected:
         run_embed(args)
     quick = ["--quick"] if args.quick else []
+    if "long" in selected:
+        import long_inputs
+        long_inputs.main(quick + (["--model-dir", str(args.model_dir)] if args.model_dir else []))
     if "train" in selected:
         import train_step
         train_step.main(quick + (["--model-dir", str(args.model_dir)] if args.model_dir else []))
@@ -310,7 +317,32 @@ def main(argv: list[str] | None = None) -> int:
         import eval_suite
         quick_tasks = ["--tasks", "Glib20PairClassification,ManPageSectionClustering"] if args.quick else []
         eval_suite.main(quick_tasks + (["--model-dir", str(args.model_dir)] if args.model_dir else []))
+    headline = [line for name in selected if name in HEADLINES
+                for line in [headline_ratio(name, args.quick)] if line]
+    if headline:
+        print(f"\nOn {cpu_model()} ({os.cpu_count()} cores), measured side by side in this run:")
+        print("\n".join(headline))
     return 0
+
+
+# benchmark -> (its result file's stem, what its headline ratio compares, where the ratio is)
+HEADLINES = {
+    "embed": ("embed", "Embedder / sentence-transformers, texts cut at 512 tokens",
+              lambda r: r["throughput"]["embedder_over_st_tokens_per_s"]),
+    "long": ("long_inputs", "banded / dense local attention, the longest input",
+             lambda r: r["lengths"][max(r["lengths"], key=int)]["banded_over_dense"]),
+    "train": ("train_step", "JAX / PyTorch training step, 300m, 16 pairs",
+              lambda r: r["jax_over_torch_tokens_per_s"]),
+}
+
+
+def headline_ratio(name: str, quick: bool) -> str | None:
+    """One line with the ratio the benchmark `name` just wrote to its latest result file."""
+    stem, what, ratio = HEADLINES[name]
+    path = BENCH_DIR / "results" / f"{stem}{'_quick' if quick else ''}_latest.json"
+    if not path.is_file():
+        return None
+    return f"  {ratio(json.loads(path.read_text())):.3f}x  {what}"
 
 
 def run_embed(args: argparse.Namespace) -> None:
@@ -361,4 +393,5 @@ def run_embed(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
+    start_as_the_commands_do()
     sys.exit(main())

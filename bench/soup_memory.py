@@ -21,6 +21,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from system import start_as_the_commands_do
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -82,4 +83,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    start_as_the_commands_do()
     sys.exit(main())

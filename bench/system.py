@@ -24,6 +24,23 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def start_as_the_commands_do() -> None:
+    """Restarts this benchmark once with XLA's large buffers on transparent huge pages, as the
+    project's commands start (embeddinggemma/hugepages.py); its worker processes inherit it, the
+    PyTorch ones included, so both sides run with the same allocator settings."""
+    from embeddinggemma.hugepages import reexec_with_hugepages
+
+    reexec_with_hugepages()
+
+
+def allocator() -> dict:
+    """The allocator settings the result was measured with."""
+    from embeddinggemma.hugepages import _kernel_mode, is_on
+
+    return {"hugetlb_tunable": is_on(), "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
+            "transparent_hugepages": _kernel_mode()}
+
+
 def package_versions(names: tuple[str, ...]) -> dict[str, str | None]:
     """Installed distribution versions (None where a package is missing)."""
     out: dict[str, str | None] = {}

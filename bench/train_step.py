@@ -35,11 +35,15 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from system import (  # noqa: E402
     BENCH_DIR,
     OtherLoad,
+    allocator,
     cpu_model,
     idle_check,
     package_versions,
+    start_as_the_commands_do,
     write_result,
 )
+
+from embeddinggemma.model.config import REMAT  # noqa: E402
 
 N_PAIRS = 16
 MAX_LENGTH = 128
@@ -173,6 +177,8 @@ def _jax_worker(spec: dict) -> dict:
     config.optimizer.weight_decay = WEIGHT_DECAY
     config.optimizer.clip_norm = CLIP_NORM
     config.mesh.shape = (1, 1, 1)
+    if spec.get("remat"):
+        config.model.remat = spec["remat"]
     validate_config(config)
     trainer = assemble_trainer(config, devices=jax.devices()[:1])
 
@@ -228,6 +234,7 @@ def _jax_worker(spec: dict) -> dict:
         "spread_out_losses": terms["spread_out"],
         "init": spec["init"],
         "loss": "contrastive + spread-out, Matryoshka " + "/".join(map(str, MATRYOSHKA_DIMS)),
+        "remat": config.model.remat,
         "optimizer": f"optax adamw (weight decay {WEIGHT_DECAY}, not on norm scales), clip {CLIP_NORM}",
         "machine": jax_machine(),
     })
@@ -318,6 +325,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="start both sides from the released weights or from random ones")
     parser.add_argument("--model-dir", type=Path, default=None,
                         help="sentence-transformers directory (default: fetch_release())")
+    parser.add_argument("--remat", choices=REMAT, default=None,
+                        help="the JAX side's model.remat (default: the training config's)")
     parser.add_argument("--worker", nargs=2, metavar=("SIDE", "SPEC"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.warmup is None:
@@ -380,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     queries, documents = gather_texts(N_PAIRS, N_PAIRS)
     spec = {"queries": queries, "documents": documents, "max_length": MAX_LENGTH,
             "model_dir": str(model_dir), "init": args.init, "warmup": args.warmup,
-            "steps": args.steps, "torch_threads": os.cpu_count() or 1}
+            "steps": args.steps, "torch_threads": os.cpu_count() or 1, "remat": args.remat}
 
     sides = {}
     for side in SIDES:
@@ -396,9 +405,10 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "settings": {"pairs": N_PAIRS, "max_length": MAX_LENGTH, "dtype": "float32",
                      "temperature": TEMPERATURE, "matryoshka_dims": list(MATRYOSHKA_DIMS),
-                     "learning_rate": LEARNING_RATE, "init": args.init, "warmup": args.warmup,
+                     "learning_rate": LEARNING_RATE, "init": args.init, "remat": args.remat or "default",
+                     "warmup": args.warmup,
                      "steps": args.steps, "model_dir": str(model_dir)},
-        "machine": {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
+        "machine": {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "allocator": allocator(),
                     "python": sys.version.split()[0], "versions": package_versions(VERSIONED)},
         "texts": {"n_queries": len(queries), "n_documents": len(documents),
                   "digest": texts_digest(queries, documents)},
@@ -418,4 +428,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    start_as_the_commands_do()
     sys.exit(main())
