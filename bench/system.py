@@ -35,10 +35,10 @@ def start_as_the_commands_do() -> None:
 
 def allocator() -> dict:
     """The allocator settings the result was measured with."""
-    from embeddinggemma.hugepages import _kernel_mode, is_on
+    from embeddinggemma.hugepages import is_on, kernel_mode
 
     return {"hugetlb_tunable": is_on(), "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
-            "transparent_hugepages": _kernel_mode()}
+            "transparent_hugepages": kernel_mode()}
 
 
 def package_versions(names: tuple[str, ...]) -> dict[str, str | None]:

@@ -28,14 +28,14 @@ MIN_GLIBC = (2, 35)  # the first glibc with the hugetlb tunable
 COMMAND_PACKAGES = ("embeddinggemma", "experiments")
 
 
-def _glibc_version() -> tuple[int, ...] | None:
+def glibc_version() -> tuple[int, ...] | None:
     lib, version = platform.libc_ver()
     if lib != "glibc" or not version:
         return None
     return tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
 
 
-def _kernel_mode() -> str | None:
+def kernel_mode() -> str | None:
     """The bracketed choice of the kernel's transparent huge page mode ("madvise", ...), if any."""
     try:
         text = THP_MODE.read_text()
@@ -50,8 +50,8 @@ def would_help(environ: dict[str, str] | None = None) -> bool:
     environ = os.environ if environ is None else environ
     if environ.get(SWITCH, "1") == "0" or is_on(environ):
         return False
-    glibc = _glibc_version()
-    return glibc is not None and glibc >= MIN_GLIBC and _kernel_mode() == "madvise"
+    glibc = glibc_version()
+    return glibc is not None and glibc >= MIN_GLIBC and kernel_mode() == "madvise"
 
 
 def is_on(environ: dict[str, str] | None = None) -> bool:

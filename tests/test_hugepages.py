@@ -21,8 +21,8 @@ def execs(monkeypatch):
         raise Exec
 
     monkeypatch.setattr(hugepages.os, "execve", execve)
-    monkeypatch.setattr(hugepages, "_kernel_mode", lambda: "madvise")
-    monkeypatch.setattr(hugepages, "_glibc_version", lambda: (2, 36))
+    monkeypatch.setattr(hugepages, "kernel_mode", lambda: "madvise")
+    monkeypatch.setattr(hugepages, "glibc_version", lambda: (2, 36))
     monkeypatch.delenv(hugepages.SWITCH, raising=False)
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=4")
     return calls
@@ -62,18 +62,18 @@ def test_other_processes_are_left_as_they_are(execs, monkeypatch, argv):
 ])
 def test_nothing_happens_where_the_tunable_would_not_help(execs, monkeypatch, mode, glibc, switch):
     monkeypatch.setattr(sys, "orig_argv", COMMAND)
-    monkeypatch.setattr(hugepages, "_kernel_mode", lambda: mode)
-    monkeypatch.setattr(hugepages, "_glibc_version", lambda: glibc)
+    monkeypatch.setattr(hugepages, "kernel_mode", lambda: mode)
+    monkeypatch.setattr(hugepages, "glibc_version", lambda: glibc)
     if switch is not None:
         monkeypatch.setenv(hugepages.SWITCH, switch)
     hugepages.reexec_command()
     assert execs == []
 
 
-def test_the_kernel_mode_is_the_bracketed_word(tmp_path, monkeypatch):
+def test_thekernel_mode_is_the_bracketed_word(tmp_path, monkeypatch):
     mode = tmp_path / "enabled"
     mode.write_text("always [madvise] never\n")
     monkeypatch.setattr(hugepages, "THP_MODE", mode)
-    assert hugepages._kernel_mode() == "madvise"
+    assert hugepages.kernel_mode() == "madvise"
     monkeypatch.setattr(hugepages, "THP_MODE", tmp_path / "missing")
-    assert hugepages._kernel_mode() is None
+    assert hugepages.kernel_mode() is None
