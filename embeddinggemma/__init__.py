@@ -6,6 +6,14 @@ from embeddinggemma import hugepages
 # imported, with XLA's large buffers on transparent huge pages (hugepages.py).
 hugepages.reexec_command()
 
-from embeddinggemma.api import Embedder  # noqa: E402
-
 __all__ = ["Embedder"]
+
+
+def __getattr__(name: str):
+    # Imported on first use, so that `embeddinggemma.hugepages` alone (the benchmarks' PyTorch
+    # workers) does not import JAX.
+    if name == "Embedder":
+        from embeddinggemma.api import Embedder
+
+        return Embedder
+    raise AttributeError(f"module 'embeddinggemma' has no attribute {name!r}")
