@@ -23,6 +23,7 @@ from system import (
     BENCH_DIR,
     OtherLoad,
     allocator,
+    cpu_kernels,
     cpu_model,
     idle_check,
     package_versions,
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "eval_suite",
         "started": started,
-        "machine": {"cpu": cpu_model(), "allocator": allocator(), "idle_before": idle,
+        "machine": {"cpu": cpu_model(), "allocator": allocator(),
+                    "cpu_kernels": cpu_kernels(), "idle_before": idle,
                     "other_cpu_share": round(load.stop(), 3)},
         "versions": package_versions(("jax", "jaxlib", "flax", "numpy", "scikit-learn", "embeddinggemma")),
         "model_dir": str(model_dir),

@@ -41,6 +41,7 @@ from system import (  # noqa: E402
     BENCH_DIR,
     OtherLoad,
     allocator,
+    cpu_kernels,
     cpu_model,
     idle_check,
     package_versions,
@@ -262,6 +263,7 @@ def machine_info(torch_threads_default: int, torch_threads: int) -> dict:
     import jax
 
     return {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "allocator": allocator(),
+            "cpu_kernels": cpu_kernels(),
             "torch_threads": torch_threads, "torch_threads_default": torch_threads_default,
             "jax_devices": [str(d) for d in jax.devices()], "xla_flags": os.environ.get("XLA_FLAGS"),
             "python": sys.version.split()[0], "versions": package_versions(VERSIONED)}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import resource
 import time
 from importlib import metadata
@@ -15,13 +14,16 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 def cpu_model() -> str:
     """The `model name` line of /proc/cpuinfo ("unknown" where there is none)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    from embeddinggemma.cpu_kernels import cpu_model as model
+
+    return model()
+
+
+def cpu_kernels() -> dict:
+    """XLA's CPU kernel library the JAX side ran with, and what chose it (embeddinggemma/cpu_kernels.py)."""
+    from embeddinggemma import cpu_kernels as kernels
+
+    return {"setting": kernels.requested(), "chosen": kernels.chosen(), "machine_key": kernels.machine_key()}
 
 
 def start_as_the_commands_do() -> None:

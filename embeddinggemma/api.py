@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from embeddinggemma import cpu_kernels
 from embeddinggemma.batching import bucket_batch_size, bucket_length, length_sorted_batches
 from embeddinggemma.checkpoint.loading import load_checkpoint
 from embeddinggemma.checkpoint.orbax_io import save_orbax
@@ -23,12 +24,19 @@ _DOCUMENT_PROMPT_NAMES = ("document", "Retrieval-document")
 _PROGRESS_MIN_TEXTS = 256
 
 
-@functools.cache
 def _embed_function(config: EmbedderConfig, runtime: RuntimeConfig):
-    """One jitted forward pass per architecture and run-time setting: Embedders of the same model
-    (an evaluation's checkpoints, a greedy soup's candidates) reuse each other's compiled programs."""
+    """One jitted forward pass per architecture, run-time setting and CPU kernel choice: Embedders
+    of the same model (an evaluation's checkpoints, a greedy soup's candidates) reuse each other's
+    compiled programs."""
+    options = cpu_kernels.compiler_options() or {}
+    return _jitted_forward(config, runtime, tuple(sorted(options.items())))
+
+
+@functools.cache
+def _jitted_forward(config: EmbedderConfig, runtime: RuntimeConfig, options: tuple[tuple[str, str], ...]):
     model = EmbeddingModel(config, runtime)
-    return jax.jit(lambda p, tokens: model.apply({"params": p}, tokens))
+    return jax.jit(lambda p, tokens: model.apply({"params": p}, tokens),
+                   compiler_options=dict(options) or None)
 
 
 class Embedder:

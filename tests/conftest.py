@@ -9,6 +9,10 @@ from pathlib import Path
 # Eight simulated CPU devices for the sharding tests; set before JAX starts its backend.
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_force_host_platform_device_count=8").strip()
+# One CPU kernel library for the whole suite, not a choice each test worker measures under the
+# load of the others (embeddinggemma/cpu_kernels.py): XLA's own, what "auto" picks on this
+# project's AMD machines. tests/test_cpu_kernels.py and the parity tests cover both.
+os.environ.setdefault("EMBEDDINGGEMMA_CPU_KERNELS", "xla")
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

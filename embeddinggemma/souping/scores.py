@@ -15,6 +15,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from embeddinggemma import cpu_kernels
 from embeddinggemma.api import Embedder
 from embeddinggemma.evaluation.encoders import DEFAULT_MAX_LENGTH
 from embeddinggemma.evaluation.runner import evaluate_task
@@ -73,7 +74,8 @@ def heldout_score(run_dir: str | Path, config: EmbedderConfig, tokenizer_path: s
                                max_document_length=run.train.max_document_length,
                                max_queries=run.eval.max_queries, batch_size=run.eval.batch_size)
     model = EmbeddingModel(config)
-    embed = jax.jit(lambda params, tokens: model.apply({"params": params}, tokens))
+    embed = jax.jit(lambda params, tokens: model.apply({"params": params}, tokens),
+                    compiler_options=cpu_kernels.compiler_options())
 
     def score(params: Mapping) -> float:
         return heldout.evaluate(lambda tokens: np.asarray(embed(params, tokens)))["eval/ndcg_at_10"]

@@ -15,6 +15,7 @@ embedding model starts from.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
+from embeddinggemma import cpu_kernels
 from embeddinggemma.checkpoint.decoders import LoadedDecoder, keep_first_layers, load_decoder
 from embeddinggemma.checkpoint.encoder_decoder import (
     METADATA_FILE,
@@ -211,7 +213,7 @@ class DenoisingStage(Stage):
         model = EncoderDecoder(self.transformer, runtime_config(self.config))
         pad_id = self.tokenizer.pad_id
 
-        @jax.jit
+        @functools.partial(jax.jit, compiler_options=cpu_kernels.compiler_options())
         def sums(params, batch):
             per_example = batch_statistics(model, params[SEQ2SEQ], batch, pad_id, c.logits_chunk)
             return [jax.ops.segment_sum(x, batch["denoiser"], len(names)) for x in per_example]

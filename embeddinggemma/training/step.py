@@ -35,6 +35,7 @@ import ml_collections
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from embeddinggemma import cpu_kernels
 from embeddinggemma.schema import ROLES
 from embeddinggemma.training.config import ConfigError
 from embeddinggemma.training.mesh import Rules, batch_sharding
@@ -190,4 +191,5 @@ def make_train_step(loss_and_grads: LossAndGrads, tx: optax.GradientTransformati
     batch_in = batch_sharding(mesh, rules, 1)
     replicated = NamedSharding(mesh, PartitionSpec())
     return jax.jit(train_step, in_shardings=(state_shardings, batch_in),
-                   out_shardings=(state_shardings, replicated), donate_argnums=0)
+                   out_shardings=(state_shardings, replicated), donate_argnums=0,
+                   compiler_options=cpu_kernels.compiler_options())

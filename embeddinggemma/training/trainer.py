@@ -28,6 +28,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from embeddinggemma import cpu_kernels
 from embeddinggemma.model import EmbedderConfig, EmbeddingModel
 from embeddinggemma.model.layout import param_layouts
 from embeddinggemma.quantization import straight_through
@@ -121,6 +122,6 @@ def assemble_trainer(config: ml_collections.ConfigDict, *, objective: Objective 
     train_step = make_train_step(loss_and_grads, tx, schedule, mesh, shardings, rules)
     replicated = NamedSharding(mesh, PartitionSpec())
     embed_params = jax.jit(lambda params, tokens: embed(transform(params)[ENCODER], tokens),
-                           out_shardings=replicated)
+                           out_shardings=replicated, compiler_options=cpu_kernels.compiler_options())
     return Trainer(config, model_cfg, mesh, rules, tx, schedule, shardings, init_boxed, loss_and_grads,
                    train_step, embed_params)
