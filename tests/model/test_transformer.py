@@ -124,4 +124,7 @@ def test_banded_local_layers_give_the_dense_gradients(window):
         grads[banded] = jax.grad(loss)(params)
     for (path, dense), banded in zip(jax.tree_util.tree_leaves_with_path(grads[False]),
                                      jax.tree.leaves(grads[True]), strict=True):
-        np.testing.assert_allclose(banded, dense, rtol=1e-4, atol=1e-4, err_msg=jax.tree_util.keystr(path))
+        # Entries of a leaf reach a few hundred; float32 sums in another order leave about 1e-6 of
+        # that scale on entries that cancel to near zero, so the bound is relative to the leaf.
+        np.testing.assert_allclose(banded, dense, rtol=1e-4, atol=1e-5 * float(np.abs(dense).max()),
+                                   err_msg=jax.tree_util.keystr(path))
