@@ -116,7 +116,7 @@ def _recorded_or_measured() -> str:
     seconds = measure()
     choice = choose(seconds)
     line = ", ".join(f"{name} {s:.3f} s" for name, s in seconds.items())
-    where = "not saved: the file is not one of ours" if not readable else f"saved in {path}"
+    where = f"saved in {path}" if readable else f"not saved: {path} is not a record of ours, left as it is"
     if readable:
         records[key] = {"choice": choice, "seconds": seconds,
                         "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
