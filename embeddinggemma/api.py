@@ -24,7 +24,7 @@ _DOCUMENT_PROMPT_NAMES = ("document", "Retrieval-document")
 _PROGRESS_MIN_TEXTS = 256
 
 
-def _embed_function(config: EmbedderConfig, runtime: RuntimeConfig):
+def embed_function(config: EmbedderConfig, runtime: RuntimeConfig):
     """One jitted forward pass per architecture, run-time setting and CPU kernel choice: Embedders
     of the same model (an evaluation's checkpoints, a greedy soup's candidates) reuse each other's
     compiled programs."""
@@ -50,7 +50,7 @@ class Embedder:
         self.tokenizer = Tokenizer(tokenizer_path, bos_id=t.bos_id, eos_id=t.eos_id, pad_id=t.pad_id)
         self.prompts = dict(prompts)
         self.params = jax.tree.map(lambda w: jnp.asarray(w, runtime.weight_dtype), params)
-        self._embed = _embed_function(config, runtime)
+        self._embed = embed_function(config, runtime)
 
     @classmethod
     def load(cls, path: str | Path, dtype: str = "float32", local_attention: str = "auto") -> Embedder:

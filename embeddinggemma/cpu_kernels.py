@@ -5,8 +5,9 @@ to YNNPACK by default ("ynnpack"); without it XLA runs its own kernels (Eigen pr
 Which is faster depends on the CPU and on the products' shapes. On the 2-core AMD EPYC machines
 of this project, YNNPACK's products with many rows are a quarter slower: a 16,384 x 768 by
 768 x 2,304 product (the feed-forward of a batch of 32 texts of 512 tokens) takes 0.43 s against
-0.34 s, and a forward pass of the 300m model over 32 x 512 tokens 32.6 s against 28.2 s, while at
-2,048 rows the two are even (bench/README.md). The Intel Xeon machines rank libraries differently
+0.34 s, and a forward pass of the 300m model over 32 x 512 tokens 32.6 s against 28.2 s (both
+compiled in one process, passes interleaved), while at 2,048 rows the two are even; bench/README.md
+has what the choice did to the benchmarks. The Intel Xeon machines rank libraries differently
 (they rank PyTorch and JAX differently too), so the choice is measured, not assumed.
 
 `compiler_options()` gives the options for `jax.jit(..., compiler_options=...)` of every program
@@ -27,7 +28,6 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 SWITCH = "EMBEDDINGGEMMA_CPU_KERNELS"
@@ -111,8 +111,9 @@ def choose(seconds: dict[str, float]) -> str:
 def _recorded_or_measured() -> str:
     path, key = cache_path(), machine_key()
     records, readable = _read_records(path)
-    if key in records and records[key].get("choice") in KERNELS:
-        return records[key]["choice"]
+    record = records.get(key)
+    if isinstance(record, dict) and record.get("choice") in KERNELS:
+        return record["choice"]
     seconds = measure()
     choice = choose(seconds)
     line = ", ".join(f"{name} {s:.3f} s" for name, s in seconds.items())
@@ -143,8 +144,7 @@ def _read_records(path: Path) -> tuple[dict, bool]:
     return (records, True) if isinstance(records, dict) else ({}, False)
 
 
-def measure(rows: int = ROWS, rounds: int = ROUNDS,
-            timer: Callable[[], float] = time.perf_counter) -> dict[str, float]:
+def measure(rows: int = ROWS, rounds: int = ROUNDS) -> dict[str, float]:
     """Best seconds of the calibration product (`rows` x WIDTH by WIDTH x HIDDEN, after an RMS
     norm) under each library, the libraries taking turns."""
     import jax
@@ -170,7 +170,7 @@ def measure(rows: int = ROWS, rounds: int = ROUNDS,
     best = {name: float("inf") for name in programs}
     for _ in range(rounds):
         for name, program in programs.items():
-            start = timer()
+            start = time.perf_counter()
             program(x, w).block_until_ready()
-            best[name] = min(best[name], timer() - start)
+            best[name] = min(best[name], time.perf_counter() - start)
     return {name: round(s, 4) for name, s in best.items()}

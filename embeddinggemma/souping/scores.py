@@ -12,15 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-import jax
 import numpy as np
 
-from embeddinggemma import cpu_kernels
-from embeddinggemma.api import Embedder
+from embeddinggemma.api import Embedder, embed_function
 from embeddinggemma.evaluation.encoders import DEFAULT_MAX_LENGTH
 from embeddinggemma.evaluation.runner import evaluate_task
 from embeddinggemma.evaluation.tasks import Task
-from embeddinggemma.model import EmbedderConfig, EmbeddingModel
+from embeddinggemma.model import EmbedderConfig, RuntimeConfig
 from embeddinggemma.tokenizer import Tokenizer
 from embeddinggemma.training.config import read_config
 from embeddinggemma.training.heldout import HeldoutRetrieval
@@ -73,9 +71,7 @@ def heldout_score(run_dir: str | Path, config: EmbedderConfig, tokenizer_path: s
                                max_query_length=run.train.max_query_length,
                                max_document_length=run.train.max_document_length,
                                max_queries=run.eval.max_queries, batch_size=run.eval.batch_size)
-    model = EmbeddingModel(config)
-    embed = jax.jit(lambda params, tokens: model.apply({"params": params}, tokens),
-                    compiler_options=cpu_kernels.compiler_options())
+    embed = embed_function(config, RuntimeConfig())
 
     def score(params: Mapping) -> float:
         return heldout.evaluate(lambda tokens: np.asarray(embed(params, tokens)))["eval/ndcg_at_10"]
