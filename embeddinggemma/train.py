@@ -6,7 +6,9 @@
 Several hosts (or several processes on one machine) run the same command with
 `--coordinator_address HOST:PORT --num_processes N --process_id I`, or `--distributed` where JAX
 finds them itself (TPU pods, SLURM). Exit status: 0 done, 2 bad config or input (a message, no
-traceback), 3 NaN/inf loss; any other error is a bug and ends with its traceback (status 1).
+traceback), 3 NaN/inf loss, 143 stopped by SIGTERM and 130 by Ctrl-C after saving a checkpoint
+(the same command resumes; see training/preemption.py); any other error is a bug and ends with its
+traceback (status 1).
 """
 
 from __future__ import annotations
@@ -64,7 +66,9 @@ def main(argv: list[str] | None = None, *, program: str = "train",
         jax.distributed.initialize(coordinator_address=fv.coordinator_address,
                                    num_processes=fv.num_processes, process_id=fv.process_id)
     from embeddinggemma.data.records import MalformedRecordError
-    from embeddinggemma.training.loop import InputError, NonFiniteLossError, train
+    from embeddinggemma.training.checkpoints import CheckpointError, user_fixable
+    from embeddinggemma.training.loop import InputError, NonFiniteLossError, RunStopped, train
+    from embeddinggemma.training.run_lock import WorkdirInUseError
 
     try:
         run_stage = stage(config) if stage is not None else None
@@ -72,8 +76,17 @@ def main(argv: list[str] | None = None, *, program: str = "train",
     except NonFiniteLossError as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
+    except RunStopped as e:
+        print(f"{e}", file=sys.stderr)
+        return e.exit_status
     # Only what the user can fix in the config or the inputs; JAX's own ValueErrors keep their traceback.
-    except (ConfigError, InputError, MalformedRecordError, FileNotFoundError, NotOurDirectoryError) as e:
+    except (ConfigError, InputError, MalformedRecordError, FileNotFoundError, NotOurDirectoryError,
+            WorkdirInUseError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk or a permission anywhere else (config.json, metrics, export)
+        if not user_fixable(e):
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
     if jax.process_index() == 0:

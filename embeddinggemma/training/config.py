@@ -8,6 +8,7 @@ ConfigDict is locked, so a misspelt field, in a config file or on the command li
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import ml_collections
@@ -239,6 +240,47 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(str(e)) from e
 
 
+# The fields a resumed run may change (README, Training): its length, how often it logs, saves
+# and evaluates, and the mesh (a checkpoint is restored onto any mesh). A new train.num_steps also
+# stretches or shortens the learning-rate decay from the resumed step on. Any other change would
+# mix two runs in one directory, so a resume under it is refused.
+SAFE_ON_RESUME = ("train.num_steps", "train.log_every_steps", "checkpoint.every_steps", "checkpoint.keep",
+                  "checkpoint.async_save", "checkpoint.export_params", "eval.every_steps", "eval.batch_size",
+                  "mesh.shape")
+
+
+def _flat(tree: dict, prefix: str = "") -> dict[str, object]:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def check_resume_config(config: ml_collections.ConfigDict, workdir: str | Path) -> None:
+    """Checks that resuming the run in `workdir` under `config` changes only SAFE_ON_RESUME fields.
+
+    Raises:
+      ConfigError naming every other field that differs from the run's config.json.
+    """
+    stored = _flat(read_json(Path(workdir) / CONFIG_FILE, "Run config"))
+    given = _flat(json.loads(config.to_json_best_effort()))  # through JSON: tuples compare as lists
+
+    def shown(values: dict, field: str) -> str:
+        return repr(values[field]) if field in values else "absent"
+
+    changed = [f"{f} ({shown(stored, f)} there, {shown(given, f)} here)"
+               for f in sorted(stored.keys() | given.keys())
+               if f not in SAFE_ON_RESUME and (f not in stored or f not in given or stored[f] != given[f])]
+    if changed:
+        raise ConfigError(f"{workdir} holds a run of another config, so it cannot be resumed with this one: "
+                          f"{'; '.join(changed)}. Only {', '.join(SAFE_ON_RESUME)} may change on resume; "
+                          "run with the run's config or choose another --workdir.")
+
+
 def write_config(config: ml_collections.ConfigDict, workdir: str | Path) -> Path:
     """Writes the resolved config as `config.json` in the run's directory.
 
@@ -246,8 +288,13 @@ def write_config(config: ml_collections.ConfigDict, workdir: str | Path) -> Path
       NotOurDirectoryError, before writing anything, when `workdir` is a file or a non-empty
       directory without a config.json: it is not a run directory, so it is left as it is.
     """
-    workdir = check_target(workdir, CONFIG_FILE, "a run directory (checkpoints, metrics, export)")
+    workdir = check_run_directory(workdir)
     return atomic_write(workdir / CONFIG_FILE, config.to_json_best_effort(indent=2) + "\n")
+
+
+def check_run_directory(workdir: str | Path) -> Path:
+    """`workdir` as a Path if it is absent, empty or a run directory (see `write_config`)."""
+    return check_target(workdir, CONFIG_FILE, "a run directory (checkpoints, metrics, export)")
 
 
 def read_config(workdir: str | Path) -> ml_collections.ConfigDict:

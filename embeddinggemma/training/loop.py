@@ -27,12 +27,21 @@ from pathlib import Path
 import jax
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
-from embeddinggemma.training.checkpoints import RunCheckpoints, abstract_like
-from embeddinggemma.training.config import ConfigError, validate_config, write_config
+from embeddinggemma.training.checkpoints import RunCheckpoints, abstract_like, saved_steps
+from embeddinggemma.training.config import (
+    ConfigError,
+    check_resume_config,
+    check_run_directory,
+    validate_config,
+    write_config,
+)
 from embeddinggemma.training.embedding_stage import EmbeddingStage
 from embeddinggemma.training.metrics import MetricsWriter
+from embeddinggemma.training.preemption import StopSignals
+from embeddinggemma.training.run_lock import RunLock, lock_workdir
 from embeddinggemma.training.stage import Stage, start_from
 from embeddinggemma.training.step import Objective, ParamTransform
 
@@ -45,6 +54,17 @@ class NonFiniteLossError(FloatingPointError):
 
 class InputError(ValueError):
     """A run's input (corpus, teacher embeddings, checkpoint, tokenizer) that cannot be used."""
+
+
+class RunStopped(Exception):
+    """SIGTERM or Ctrl-C stopped the run after saving a checkpoint of `step`; the same command resumes.
+
+    `exit_status` is 128 + the signal (see training/preemption.py)."""
+
+    def __init__(self, message: str, step: int, exit_status: int):
+        super().__init__(message)
+        self.step = step
+        self.exit_status = exit_status
 
 
 @contextlib.contextmanager
@@ -84,7 +104,11 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, *, objective: 
     Raises:
       ConfigError, InputError, MalformedRecordError, FileNotFoundError: the config or an input.
       NotOurDirectoryError: `workdir` (or its export/) is not a run's; nothing in it was changed.
+      WorkdirInUseError: another process runs in `workdir` (training/run_lock.py).
+      ConfigError also when `workdir` holds a run of another config (`SAFE_ON_RESUME` aside).
+      CheckpointError: no checkpoint can be read, or a save failed for lack of space or permission.
       NonFiniteLossError: the loss became NaN or infinite.
+      RunStopped: SIGTERM or Ctrl-C; the checkpoint of the step it stopped after is saved.
     """
     started = time.perf_counter()
     if stage is None:
@@ -94,11 +118,54 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, *, objective: 
                          "a stage given brings its own.")
     validate_config(config)
     workdir = Path(workdir).expanduser().absolute()
-    is_writer = jax.process_index() == 0
-    if is_writer:
+    with StopSignals() as stop, _held_by_this_run(config, workdir, stage):
+        return _train(config, workdir, stage, stop, started)
+
+
+def _claim(config: ml_collections.ConfigDict, workdir: Path, stage: Stage) -> RunLock:
+    """Process 0's start: `workdir` checked and locked, the config checked against the run it resumes
+    (if any) and written. A refused start leaves config.json as it was."""
+    check_run_directory(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    lock = lock_workdir(workdir)
+    try:
+        if saved_steps(workdir):
+            check_resume_config(config, workdir)
         write_config(config, workdir)
+        lock.record_holder()
         if config.checkpoint.export_params:
             stage.check_export_target(workdir)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+@contextlib.contextmanager
+def _held_by_this_run(config: ml_collections.ConfigDict, workdir: Path, stage: Stage) -> Iterator[None]:
+    """`_claim` on process 0 for the length of the block; when it raises there, every process raises,
+    so none is left waiting for process 0 in a collective."""
+    lock, error = None, None
+    if jax.process_index() == 0:
+        try:
+            lock = _claim(config, workdir, stage)
+        except Exception as e:  # raised below, once the others know
+            error = e
+    if jax.process_count() > 1 and multihost_utils.broadcast_one_to_all(np.int32(error is not None)):
+        if error is None:
+            raise InputError(f"Process 0 refused to start the run in {workdir}; its message says why.")
+    if error is not None:
+        raise error
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(config: ml_collections.ConfigDict, workdir: Path, stage: Stage, stop: StopSignals,
+           started: float) -> RunSummary:
+    is_writer = jax.process_index() == 0
     with _input_errors():
         stage.prepare(workdir)
     trainer = stage.assemble()
@@ -108,9 +175,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, *, objective: 
         data = stage.train_iterator(trainer)
 
     checkpoints = RunCheckpoints(workdir, config.checkpoint)
-    start_step = checkpoints.latest_step() or 0
-    if start_step:
-        state, data_state = checkpoints.restore(start_step, abstract_like(state, trainer.state_shardings))
+    restored = checkpoints.restore_latest(abstract_like(state, trainer.state_shardings))
+    start_step = 0
+    if restored is not None:
+        start_step, state, data_state = restored
         data.set_state(data_state)
         logger.warning("Resumed %s from step %d.", workdir, start_step)
     else:
@@ -163,9 +231,16 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, *, objective: 
                 progress.set_postfix(loss=f"{loss:.4f}", refresh=False)
             if config.eval.every_steps and (step % config.eval.every_steps == 0 or step == t.num_steps):
                 evaluate(step)
-            if checkpoints.should_save(step, t.num_steps):
+            checkpoints.check()  # a failed background save stops the run now, not at the next save
+            stopping = stop.reached(step)  # every step, on every process (see preemption.py)
+            if stopping or checkpoints.should_save(step, t.num_steps):
                 writer.flush()  # the log is never behind a checkpoint
                 checkpoints.save(step, state, data.get_state())
+            if stopping:
+                checkpoints.wait()
+                raise RunStopped(f"stopped by {stop.cause} after step {step}; its checkpoint "
+                                 f"{checkpoints.directory / str(step)} is saved: run the same command "
+                                 "again to resume.", step, stop.exit_status)
     finally:
         progress.close()
         checkpoints.close()
@@ -177,4 +252,4 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, *, objective: 
                       time.perf_counter() - started)
 
 
-__all__ = ["InputError", "NonFiniteLossError", "RunSummary", "train"]
+__all__ = ["InputError", "NonFiniteLossError", "RunStopped", "RunSummary", "train"]

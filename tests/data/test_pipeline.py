@@ -99,6 +99,17 @@ def test_malformed_records_are_skipped_counted_and_masked(tmp_path, mixture, tok
     assert restored.skipped == {"a": 3}
 
 
+def test_a_dataset_of_malformed_records_only_is_an_error_naming_it_not_a_run_on_nothing(
+        tmp_path, mixture, tokenizer):
+    config = mixture({"a": 1.0}, skip_malformed=True)
+    bad = [json.dumps({"task": "query", "query": f"q{i}", "positive": "p"}) for i in range(5)]  # no negative
+    (tmp_path / "a.jsonl").write_text("\n".join(bad) + "\n")
+    it = make_train_iterator(config, tokenizer, batch_size=4, hard_negatives=True, seed=0, **LENGTHS)
+    with pytest.raises(MalformedRecordError, match=r"a\.jsonl:\d: all 4 records of a batch of dataset 'a' "
+                                                   r"are malformed .*missing field 'negative'"):
+        next(it)
+
+
 def test_teacher_embeddings_are_aligned_by_record_id(write_jsonl, mixture, tokenizer):
     config = mixture({"a": 1.0}, size=6, teacher="t")
     ids = [f"a-{i}" for i in (3, 0, 5, 1, 4, 2)]  # any order: the layout sorts by id

@@ -1,0 +1,175 @@
+"""What the train command does when its run directory is damaged or its disk fails: damaged
+checkpoints fall back to the newest intact one, none intact and a failed background save are exit
+status 2 with one line, and a resume under a changed config is refused naming the fields.
+
+The runs go through `embeddinggemma.train.main` in this process (8 simulated devices)."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from embeddinggemma.train import main
+from embeddinggemma.training.checkpoints import DAMAGED_DIR
+from tests.training.conftest import small_run_command
+from tests.training.test_train_loop import losses, saved_steps
+
+pytestmark = pytest.mark.slow  # training runs in this process: several seconds each
+
+STEPS = 10
+
+
+def command(corpus: Path, workdir: Path, *overrides: str, steps: int = STEPS) -> list[str]:
+    return small_run_command(corpus, workdir, *overrides, steps=steps)[3:]  # without python -m ...
+
+
+@pytest.fixture(scope="module")
+def finished(small_corpus, tmp_path_factory) -> Path:
+    """A finished run with checkpoints at steps 2, 4, ..., 10."""
+    workdir = tmp_path_factory.mktemp("finished") / "run"
+    assert main(command(small_corpus, workdir)) == 0
+    assert saved_steps(workdir) == [2, 4, 6, 8, 10]
+    return workdir
+
+
+def largest_data_file(checkpoint: Path) -> Path:
+    return max((p for p in (checkpoint / "state").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+
+
+def damage(checkpoint: Path, kind: str) -> None:
+    if kind == "truncated data file":
+        data = largest_data_file(checkpoint)
+        data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    elif kind == "deleted data file":
+        largest_data_file(checkpoint).unlink()
+    elif kind == "deleted metadata":
+        (checkpoint / "state" / "_METADATA").unlink()
+    elif kind == "garbage metadata":
+        (checkpoint / "state" / "_METADATA").write_text("{'not': json")
+
+
+KINDS = {10: "truncated data file", 8: "deleted data file", 6: "deleted metadata", 4: "garbage metadata"}
+
+
+def test_damaged_checkpoints_are_named_and_the_run_resumes_from_the_newest_intact_one(
+        finished, small_corpus, tmp_path, caplog, capsys):
+    workdir = tmp_path / "run"
+    shutil.copytree(finished, workdir)
+    shutil.rmtree(workdir / "export")
+    for step, kind in KINDS.items():
+        damage(workdir / "checkpoints" / str(step), kind)
+    with caplog.at_level(logging.WARNING):
+        assert main(command(small_corpus, workdir)) == 0, capsys.readouterr().err[-3000:]
+    messages = [r.getMessage() for r in caplog.records]
+    for step in KINDS:
+        named = [m for m in messages if f"Checkpoint {workdir / 'checkpoints' / str(step)} is damaged" in m]
+        assert len(named) == 1 and "\n" not in named[0], messages
+    assert any("Resuming from step 2, the newest intact checkpoint" in m for m in messages)
+    assert any(f"Resumed {workdir} from step 2." in m for m in messages)
+    # The damaged ones are kept aside; the run did steps 3..10 again, exactly as before.
+    assert sorted(int(p.name) for p in (workdir / DAMAGED_DIR).iterdir()) == sorted(KINDS)
+    assert saved_steps(workdir) == [2, 4, 6, 8, 10]
+    got, expected = losses(workdir), losses(finished)
+    steps = range(1, STEPS + 1)
+    np.testing.assert_allclose([got[s] for s in steps], [expected[s] for s in steps], rtol=0, atol=1e-6)
+
+
+def test_with_no_intact_checkpoint_the_run_stops_with_exit_status_2(finished, small_corpus, tmp_path, capsys):
+    workdir = tmp_path / "run"
+    shutil.copytree(finished, workdir)
+    for step in saved_steps(workdir):
+        damage(workdir / "checkpoints" / str(step), "garbage metadata")
+    assert main(command(small_corpus, workdir)) == 2
+    err = capsys.readouterr().err
+    assert f"error: No checkpoint in {workdir / 'checkpoints'} can be read (steps 10, 8, 6, 4, 2" in err
+    assert "Traceback" not in err
+
+
+def test_resuming_under_another_config_is_refused_naming_the_fields_unless_the_change_is_safe(
+        finished, small_corpus, tmp_path, capsys):
+    workdir = tmp_path / "run"
+    shutil.copytree(finished, workdir)
+    config_json = (workdir / "config.json").read_bytes()
+    assert main(command(small_corpus, workdir, "--config.optimizer.learning_rate=0.001",
+                        "--config.model.pooling=first", "--config.train.num_steps=20")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {workdir} holds a run of another config") and err.count("\n") == 1
+    learning_rate = json.loads(config_json)["optimizer"]["learning_rate"]
+    assert (f"model.pooling ('mean' there, 'first' here); optimizer.learning_rate ({learning_rate} there, "
+            "0.001 here)" in err)
+    assert "train.num_steps (" not in err  # a safe change is not named
+    assert (workdir / "config.json").read_bytes() == config_json
+    # Safe changes only: it resumes (at its last step: nothing left to train) and records them.
+    safe = ("--config.checkpoint.keep=5", "--config.eval.every_steps=5")
+    assert main(command(small_corpus, workdir, *safe)) == 0
+    assert json.loads((workdir / "config.json").read_text())["checkpoint"]["keep"] == 5
+
+
+@contextlib.contextmanager
+def small_tmpfs(directory: Path) -> Path:
+    """A 64 MiB tmpfs at `directory`; skips the test where mounting is not allowed (not root)."""
+    directory.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(directory)],
+                             capture_output=True)
+    if mounted.returncode:
+        pytest.skip("cannot mount a tmpfs here; the injected fault covers the failed save")
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], check=True)
+
+
+def fill(directory: Path, leave: int) -> None:
+    """Fills the filesystem of `directory` until `leave` bytes are free."""
+    with open(directory / "filler", "wb") as f:
+        with contextlib.suppress(OSError):
+            while True:
+                f.write(b"\0" * (1 << 20))
+                f.flush()
+    os.truncate(directory / "filler", (directory / "filler").stat().st_size - leave)
+
+
+def assert_failed_save_stopped_the_run(workdir: Path, err: str) -> None:
+    checkpoints = workdir / "checkpoints"
+    assert err.startswith(f"error: Saving the checkpoint of step 4 in {checkpoints} failed: No space left on "
+                          f"device. The last good checkpoint is {checkpoints / '2'}.")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    # Stopped at once, not at the next save (step 8); the earlier checkpoint intact, no partial left.
+    assert max(losses(workdir)) < 8
+    assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["2"]
+
+
+def test_a_full_disk_during_a_background_save_stops_the_run_with_exit_status_2(small_corpus, tmp_path,
+                                                                                capsys):
+    with small_tmpfs(tmp_path / "disk") as disk:
+        workdir = disk / "run"
+        assert main(command(small_corpus, workdir, "--config.checkpoint.every_steps=4", steps=2)) == 0
+        capsys.readouterr()
+        fill(disk, leave=300_000)  # room for the logs, not for a 2 MB checkpoint
+        assert main(command(small_corpus, workdir, "--config.checkpoint.every_steps=4", steps=12)) == 2
+        assert_failed_save_stopped_the_run(workdir, capsys.readouterr().err)
+
+
+def test_a_write_fault_in_a_background_save_stops_the_run_with_exit_status_2(
+        small_corpus, tmp_path, capsys, monkeypatch):
+    real_save = ocp.handlers.JsonCheckpointHandler._save_fn
+
+    async def full_at_step_4(self, x, directory):
+        if not str(directory).split("/checkpoints/")[1].startswith("4."):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(directory))
+        return await real_save(self, x, directory)
+
+    monkeypatch.setattr(ocp.handlers.JsonCheckpointHandler, "_save_fn", full_at_step_4)
+    workdir = tmp_path / "run"
+    assert main(command(small_corpus, workdir, "--config.checkpoint.every_steps=4", steps=12)) == 2
+    assert_failed_save_stopped_the_run(workdir, capsys.readouterr().err)
