@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from embeddinggemma.evaluation.tasks import ensure_suite, load_suite
     from embeddinggemma.search.report import write_reports
     from embeddinggemma.search.study import SearchSpec, config_datasets, run_search, train_and_score
-    from embeddinggemma.training.loop import InputError
+    from embeddinggemma.training.loop import InputError, RunStopped
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what each trial did
     # Inputs first: reading the corpus's and the suite's manifests runs no JAX, so a ValueError here
@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             SearchInUseError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except RunStopped as e:  # SIGTERM or Ctrl-C during a trial: the trial resumes from its checkpoint
+        print(e, file=sys.stderr)
+        return e.exit_status
     paths = write_reports(spec, workdir, trials, fv.trials, fv.top_k)
     print(paths["markdown"].read_text())
     print(f"{fv.trials} trials: " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)

@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                       **_inputs(args, set(ablation.inputs)))
     from embeddinggemma.atomic import NotOurDirectoryError
     from embeddinggemma.training.config import ConfigError
+    from embeddinggemma.training.loop import RunStopped
     from experiments.runner import ExperimentInUseError, launch_lines, run_grid
 
     if args.scale != "pod":
@@ -104,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, NotOurDirectoryError, ExperimentInUseError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except RunStopped as e:  # SIGTERM or Ctrl-C during a training stage: it resumes from its checkpoint
+        print(e, file=sys.stderr)
+        return e.exit_status
     print(f"{len(cells)} cells; results in {workdir / 'results.md'}", file=sys.stderr)
     return 0
 

@@ -45,6 +45,20 @@ logger = logging.getLogger(__name__)
 _USER_FIXABLE = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
 
 
+class _WithoutTraceback(logging.Filter):
+    """Orbax logs a failed background save from several threads, each with its traceback; the run
+    reports the failure once itself (CheckpointError, or the error raised), so Orbax's records keep
+    their message only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "orbax" in record.pathname:
+            record.exc_info = record.exc_text = None
+        return True
+
+
+_ORBAX_LOG = logging.getLogger("absl")  # Orbax logs through absl's logger
+
+
 class CheckpointError(RuntimeError):
     """No checkpoint of the run can be read, or one cannot be written (disk, permissions)."""
 
@@ -88,6 +102,8 @@ class RunCheckpoints:
             enable_async_checkpointing=cfg.async_save)
         self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "data"))
         self._saving: int | None = None  # the step of the latest save started
+        if not any(isinstance(f, _WithoutTraceback) for f in _ORBAX_LOG.filters):
+            _ORBAX_LOG.addFilter(_WithoutTraceback())
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()

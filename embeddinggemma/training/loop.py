@@ -1,13 +1,17 @@
 """The training loop: config + work directory -> a run that can be killed and resumed.
 
-    DIR/config.json             the resolved config (rewritten at every start)
+    DIR/config.json             the resolved config (rewritten at every start that is not refused)
+    DIR/run.lock                who holds the directory's lock (see run_lock.py)
     DIR/checkpoints/<step>/     train state + data-iterator state (see checkpoints.py)
     DIR/metrics.jsonl, eval.jsonl, tensorboard/   (see metrics.py)
     DIR/export/                 the final parameters (the embedding stage's: loadable by `Embedder.load`)
 
 A start finds the latest complete checkpoint and goes on from it with the same batches, so a
 killed run that is restarted computes exactly what an uninterrupted run computes. DIR must be
-absent, empty or a run directory (it holds config.json); anything else is refused untouched.
+absent, empty or a run directory (it holds config.json); anything else is refused untouched. One
+process at a time runs in DIR (run_lock.py); a resume may change only the config fields that are
+safe to change (config.SAFE_ON_RESUME). SIGTERM or Ctrl-C stops the run after a step that is saved
+first (preemption.py).
 
 The mesh, optimiser, state and step come from `training.trainer.assemble_trainer`, through the
 stage (training/stage.py: the embedding training by default, or the UL2 adaptation), which also

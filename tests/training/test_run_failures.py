@@ -11,6 +11,7 @@ import errno
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -131,45 +132,55 @@ def small_tmpfs(directory: Path) -> Path:
 
 def fill(directory: Path, leave: int) -> None:
     """Fills the filesystem of `directory` until `leave` bytes are free."""
-    with open(directory / "filler", "wb") as f:
-        with contextlib.suppress(OSError):
-            while True:
-                f.write(b"\0" * (1 << 20))
-                f.flush()
+    with open(directory / "filler", "wb", buffering=0) as f, contextlib.suppress(OSError):
+        while True:
+            f.write(b"\0" * (1 << 20))
     os.truncate(directory / "filler", (directory / "filler").stat().st_size - leave)
 
 
 def assert_failed_save_stopped_the_run(workdir: Path, err: str) -> None:
     checkpoints = workdir / "checkpoints"
-    assert err.startswith(f"error: Saving the checkpoint of step 4 in {checkpoints} failed: No space left on "
-                          f"device. The last good checkpoint is {checkpoints / '2'}.")
-    assert err.count("\n") == 1 and "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]  # beside the progress bar
+    assert errors == [f"error: Saving the checkpoint of step 4 in {checkpoints} failed: No space left on "
+                      f"device. The last good checkpoint is {checkpoints / '2'}."]
+    assert "Traceback" not in err
     # Stopped at once, not at the next save (step 8); the earlier checkpoint intact, no partial left.
     assert max(losses(workdir)) < 8
     assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["2"]
 
 
-def test_a_full_disk_during_a_background_save_stops_the_run_with_exit_status_2(small_corpus, tmp_path,
-                                                                                capsys):
+def copy_at_step_2(finished: Path, workdir: Path) -> None:
+    """`workdir` as the finished run's directory was after its checkpoint of step 2."""
+    shutil.copytree(finished, workdir, ignore=shutil.ignore_patterns("export"))
+    for step in saved_steps(workdir)[1:]:
+        shutil.rmtree(workdir / "checkpoints" / str(step))
+
+
+# Resumed from step 2 with the next save at step 4 (both changes are safe on resume).
+RESUME = ("--config.checkpoint.every_steps=4",)
+
+
+def test_a_full_disk_during_a_background_save_stops_the_run_with_exit_status_2(finished, small_corpus,
+                                                                                tmp_path, capsys):
     with small_tmpfs(tmp_path / "disk") as disk:
         workdir = disk / "run"
-        assert main(command(small_corpus, workdir, "--config.checkpoint.every_steps=4", steps=2)) == 0
-        capsys.readouterr()
+        copy_at_step_2(finished, workdir)
         fill(disk, leave=300_000)  # room for the logs, not for a 2 MB checkpoint
-        assert main(command(small_corpus, workdir, "--config.checkpoint.every_steps=4", steps=12)) == 2
+        assert main(command(small_corpus, workdir, *RESUME, steps=12)) == 2
         assert_failed_save_stopped_the_run(workdir, capsys.readouterr().err)
 
 
 def test_a_write_fault_in_a_background_save_stops_the_run_with_exit_status_2(
-        small_corpus, tmp_path, capsys, monkeypatch):
+        finished, small_corpus, tmp_path, capsys, monkeypatch):
     real_save = ocp.handlers.JsonCheckpointHandler._save_fn
 
     async def full_at_step_4(self, x, directory):
-        if not str(directory).split("/checkpoints/")[1].startswith("4."):
+        if re.search(r"/checkpoints/4[./]", str(directory)):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(directory))
         return await real_save(self, x, directory)
 
     monkeypatch.setattr(ocp.handlers.JsonCheckpointHandler, "_save_fn", full_at_step_4)
     workdir = tmp_path / "run"
-    assert main(command(small_corpus, workdir, "--config.checkpoint.every_steps=4", steps=12)) == 2
+    copy_at_step_2(finished, workdir)
+    assert main(command(small_corpus, workdir, *RESUME, steps=12)) == 2
     assert_failed_save_stopped_the_run(workdir, capsys.readouterr().err)
