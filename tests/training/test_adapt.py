@@ -139,12 +139,13 @@ def test_an_adaptation_stopped_by_ctrl_c_saves_its_step_exits_130_and_resumes_li
     command = _command(small_corpus, workdir)
     process = subprocess.Popen(command, env=process_env(8), cwd=REPO, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
-    run_until(process, lambda: saved_steps(workdir) == [4])  # the first periodic checkpoint
+    run_until(process, lambda: saved_steps(workdir))  # after the first periodic checkpoint (step 4)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=300)
     assert process.returncode == 130, err[-3000:]
     stopped_at = max(losses(workdir))
-    assert 4 < stopped_at < STEPS and saved_steps(workdir) == [4, stopped_at]
+    # Nothing lost: the last step it trained is saved (the periodic checkpoints are every 4 steps).
+    assert 4 < stopped_at < STEPS and saved_steps(workdir)[-1] == stopped_at
     assert f"stopped by SIGINT after step {stopped_at}" in err and "Traceback" not in err
     assert f"from step {stopped_at}" in _assert_resumes_like_the_straight_run(command, workdir, straight_run)
 
