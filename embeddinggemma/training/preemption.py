@@ -35,7 +35,8 @@ class StopSignals:
         ours = (signal.SIGINT,) if self._across_processes else (signal.SIGINT, signal.SIGTERM)
         if threading.current_thread() is not threading.main_thread():
             ours = ()  # Python runs signal handlers in the main thread only
-        self._previous = {s: signal.signal(s, self._handle) for s in ours}
+        # None: a handler installed outside Python, which cannot be put back; the default instead.
+        self._previous = {s: signal.signal(s, self._handle) or signal.SIG_DFL for s in ours}
         return self
 
     def __exit__(self, *exc) -> None:
