@@ -60,11 +60,25 @@ def remove_stale_partials(target: Path) -> None:
             shutil.rmtree(partial, ignore_errors=True)
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux states it (/proc/self/status); a
+    set-and-restore elsewhere."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return umask
+
+
 def new_partial(target: Path) -> Path:
-    """A fresh, marked, hidden sibling directory of `target` to build it in."""
+    """A fresh, marked, hidden sibling directory of `target` to build it in, with the mode the
+    umask gives a new directory (mkdtemp's 0700 would hide the finished one from other users)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(target)
     partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    os.chmod(partial, 0o777 & ~current_umask())
     (partial / PARTIAL_MARK).touch()
     return partial
 
@@ -117,10 +131,8 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
     try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the file from other users
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 would hide the file from other users
         yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
