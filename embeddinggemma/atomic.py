@@ -44,6 +44,19 @@ def check_target(target: str | Path, marker: str, what: str) -> Path:
     return target
 
 
+def refuse_own_input(source: str | Path, target: str | Path) -> None:
+    """For a command that reads `source` (--checkpoint) and writes `target` (--out): raises
+    NotOurDirectoryError, whatever leave to replace it has, when `target` is `source`, lies inside
+    it or holds it (paths resolved: `..` and symbolic links followed), so that writing it cannot
+    destroy its own input."""
+    source, target = Path(source).expanduser().resolve(), Path(target).expanduser().resolve()
+    relation = ("is" if target == source else "is inside" if source in target.parents else
+                "holds" if target in source.parents else None)
+    if relation is not None:
+        raise NotOurDirectoryError(f"--out {target} {relation} the input --checkpoint {source}; "
+                                   "nothing was changed. Choose an --out outside it.")
+
+
 def refuse_replacing(target: str | Path, marker: str, what: str) -> None:
     """For a builder called without leave to replace its own output: raises FileExistsError when
     `target` already holds a finished `what` (its `marker`)."""
