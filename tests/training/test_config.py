@@ -172,6 +172,7 @@ def test_a_batch_the_mesh_cannot_split_is_refused_before_anything_is_written(tmp
         assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # two command processes, ~8 s
 def test_show_config_refuses_a_negative_batch_and_a_closed_pipe_is_no_traceback():
     done = _show("--config", "configs/finetune.py:tiny", "--config.train.batch_size=-1")
     assert done.returncode == 2 and "train.batch_size=-1" in done.stderr
