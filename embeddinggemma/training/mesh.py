@@ -45,10 +45,9 @@ def make_mesh(axes: Sequence[str], shape: Sequence[int],
 def check_batch_fits_mesh(config: ml_collections.ConfigDict, num_devices: int) -> None:
     """Raises ConfigError naming the fields when `train.batch_size` does not split evenly over the
     mesh axes the `batch` rule shards it on (mesh.rules; data x fsdp by default), the mesh being
-    `mesh.shape` on `num_devices` devices (a -1 filled); or when that shape does not fit them."""
+    `mesh.shape` on `num_devices` devices (a -1 filled); or when that shape does not fit them.
+    `config` has passed `training.config.validate_config`."""
     axes = tuple(config.mesh.axes)
-    if len(axes) != len(config.mesh.shape):
-        raise ConfigError(f"mesh.axes={axes} and mesh.shape={tuple(config.mesh.shape)} differ in length.")
     shape = resolve_mesh_shape(config.mesh.shape, num_devices)
     batch_axes = nn.logical_to_mesh_axes(("batch",), [tuple(r) for r in config.mesh.rules])[0]
     batch_axes = () if batch_axes is None else (batch_axes,) if isinstance(batch_axes, str) else batch_axes
