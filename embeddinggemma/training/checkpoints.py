@@ -30,11 +30,11 @@ import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
 from embeddinggemma.atomic import check_target, commit_partial, new_partial
-from embeddinggemma.checkpoint.orbax_io import METADATA_FILE, write_orbax_metadata
+from embeddinggemma.checkpoint.orbax_io import CHECKPOINTS_DIR, METADATA_FILE, write_orbax_metadata
+from embeddinggemma.errors import CheckpointError
 from embeddinggemma.model import EmbedderConfig
 from embeddinggemma.training.state import ENCODER
 
-CHECKPOINTS_DIR = "checkpoints"
 DAMAGED_DIR = "checkpoints-damaged"
 EXPORT_DIR = "export"
 
@@ -57,10 +57,6 @@ class _WithoutTraceback(logging.Filter):
 
 
 _ORBAX_LOG = logging.getLogger("absl")  # Orbax logs through absl's logger
-
-
-class CheckpointError(RuntimeError):
-    """No checkpoint of the run can be read, or one cannot be written (disk, permissions)."""
 
 
 def _one_line(error: BaseException, limit: int = 200) -> str:

@@ -34,15 +34,17 @@ import numpy as np
 from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
+from embeddinggemma.errors import ConfigError, InputError, NonFiniteLossError, RunStopped
 from embeddinggemma.training.checkpoints import RunCheckpoints, abstract_like, saved_steps
 from embeddinggemma.training.config import (
-    ConfigError,
     check_resume_config,
     check_run_directory,
+    make_stage,
     validate_config,
     write_config,
 )
 from embeddinggemma.training.embedding_stage import EmbeddingStage
+from embeddinggemma.training.mesh import check_batch_fits_mesh
 from embeddinggemma.training.metrics import MetricsWriter
 from embeddinggemma.training.preemption import StopSignals
 from embeddinggemma.training.run_lock import RunLock, lock_workdir
@@ -50,25 +52,6 @@ from embeddinggemma.training.stage import Stage, start_from
 from embeddinggemma.training.step import Objective, ParamTransform
 
 logger = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite; the message names the step and the terms."""
-
-
-class InputError(ValueError):
-    """A run's input (corpus, teacher embeddings, checkpoint, tokenizer) that cannot be used."""
-
-
-class RunStopped(Exception):
-    """SIGTERM or Ctrl-C stopped the run after saving a checkpoint of `step`; the same command resumes.
-
-    `exit_status` is 128 + the signal (see training/preemption.py)."""
-
-    def __init__(self, message: str, step: int, exit_status: int):
-        super().__init__(message)
-        self.step = step
-        self.exit_status = exit_status
 
 
 @contextlib.contextmanager
@@ -101,9 +84,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, *, objective: 
           param_transform: ParamTransform | None = None, stage: Stage | None = None) -> RunSummary:
     """Trains to `config.train.num_steps`, resuming from the latest checkpoint in `workdir`.
 
-    `stage` defaults to the embedding stage, to which `objective` and `param_transform` go
-    (default: the configured embedding objective, untransformed parameters); a stage given
-    brings its own.
+    `stage` defaults to the one `config.stage` names (training/config.make_stage); `objective` and
+    `param_transform`, when given, go to the embedding stage (default: the configured embedding
+    objective, untransformed parameters); a stage given brings its own.
 
     Raises:
       ConfigError, InputError, MalformedRecordError, FileNotFoundError: the config or an input.
@@ -115,12 +98,17 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, *, objective: 
       RunStopped: SIGTERM or Ctrl-C; the checkpoint of the step it stopped after is saved.
     """
     started = time.perf_counter()
-    if stage is None:
-        stage = EmbeddingStage(config, objective, param_transform)
-    elif objective is not None or param_transform is not None:
-        raise ValueError("objective and param_transform configure the default (embedding) stage; "
-                         "a stage given brings its own.")
     validate_config(config)
+    check_batch_fits_mesh(config, jax.device_count())  # before anything is written or built
+    if stage is not None and (objective is not None or param_transform is not None):
+        raise ValueError("objective and param_transform configure the embedding stage; a stage given "
+                         "brings its own.")
+    if stage is None and (objective is not None or param_transform is not None):
+        if config.stage != "embedding":
+            raise ConfigError(f"stage={config.stage!r}: objective and param_transform are the embedding "
+                              "stage's.")
+        stage = EmbeddingStage(config, objective, param_transform)
+    stage = stage or make_stage(config)
     workdir = Path(workdir).expanduser().absolute()
     with StopSignals() as stop, _held_by_this_run(config, workdir, stage):
         return _train(config, workdir, stage, stop, started)

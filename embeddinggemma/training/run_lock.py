@@ -16,12 +16,9 @@ import socket
 from pathlib import Path
 
 from embeddinggemma.atomic import atomic_write
+from embeddinggemma.errors import WorkdirInUseError
 
 HOLDER_FILE = "run.lock"
-
-
-class WorkdirInUseError(RuntimeError):
-    """Another process is running in the work directory; the message names it."""
 
 
 class RunLock:
@@ -68,4 +65,4 @@ def lock_workdir(workdir: str | Path) -> RunLock:
     return RunLock(workdir, descriptor)
 
 
-__all__ = ["HOLDER_FILE", "RunLock", "WorkdirInUseError", "lock_workdir"]
+__all__ = ["HOLDER_FILE", "RunLock", "lock_workdir"]

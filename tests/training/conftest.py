@@ -1,4 +1,4 @@
-"""Training-run fixtures: a runner for `python -m embeddinggemma.train` on the small real corpus
+"""Training-run fixtures: a runner for `python -m embeddinggemma train` on the small real corpus
 (tests/conftest.py)."""
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ def process_env(devices: int = 1) -> dict[str, str]:
 
 def small_run_command(corpus: Path, workdir: Path, *overrides: str, steps: int = 8) -> list[str]:
     """The command line of a small tiny-model run in `workdir` on `corpus`."""
-    return [sys.executable, "-m", "embeddinggemma.train", "--config", str(REPO / "configs/finetune.py:tiny"),
-            "--workdir", str(workdir), f"--config.data.corpus={corpus}", f"--config.train.num_steps={steps}",
-            *SMALL_RUN, *overrides]
+    return [sys.executable, "-m", "embeddinggemma", "train",
+            "--config", str(REPO / "configs/finetune.py:tiny"), "--workdir", str(workdir),
+            f"--config.data.corpus={corpus}", f"--config.train.num_steps={steps}", *SMALL_RUN, *overrides]
 
 
 @pytest.fixture

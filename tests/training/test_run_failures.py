@@ -2,7 +2,7 @@
 checkpoints fall back to the newest intact one, none intact and a failed background save are exit
 status 2 with one line, and a resume under a changed config is refused naming the fields.
 
-The runs go through `embeddinggemma.train.main` in this process (8 simulated devices)."""
+The runs go through `embeddinggemma.cli.train.main` in this process (8 simulated devices)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from embeddinggemma.train import main
+from embeddinggemma.cli.train import main
 from embeddinggemma.training.checkpoints import DAMAGED_DIR
 from tests.training.conftest import small_run_command
 from tests.training.test_train_loop import losses, saved_steps
@@ -31,7 +31,7 @@ STEPS = 10
 
 
 def command(corpus: Path, workdir: Path, *overrides: str, steps: int = STEPS) -> list[str]:
-    return small_run_command(corpus, workdir, *overrides, steps=steps)[3:]  # without python -m ...
+    return small_run_command(corpus, workdir, *overrides, steps=steps)[4:]  # without python -m ... train
 
 
 @pytest.fixture(scope="module")

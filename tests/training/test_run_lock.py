@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from embeddinggemma.train import main
-from embeddinggemma.training.run_lock import WorkdirInUseError, lock_workdir
+from embeddinggemma.cli.train import main
+from embeddinggemma.errors import WorkdirInUseError
+from embeddinggemma.training.run_lock import lock_workdir
 from tests.training.conftest import REPO
 
 CONFIG = str(REPO / "configs" / "finetune.py") + ":tiny"
@@ -23,7 +24,8 @@ CONFIG = str(REPO / "configs" / "finetune.py") + ":tiny"
 # Waits for DIR/go, tries the lock, says whether it got it, then holds it until DIR/done appears.
 HOLDER = """
 import pathlib, sys, time
-from embeddinggemma.training.run_lock import WorkdirInUseError, lock_workdir
+from embeddinggemma.errors import WorkdirInUseError
+from embeddinggemma.training.run_lock import lock_workdir
 workdir = pathlib.Path(sys.argv[1])
 while not (workdir / "go").exists():
     time.sleep(0.001)

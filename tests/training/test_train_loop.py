@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 
 from embeddinggemma.checkpoint.orbax_io import load_orbax_params, save_orbax
+from embeddinggemma.errors import WorkdirInUseError
 from embeddinggemma.model import tiny
 from embeddinggemma.training.metrics import read_jsonl
-from embeddinggemma.training.run_lock import WorkdirInUseError, lock_workdir
+from embeddinggemma.training.run_lock import lock_workdir
 from tests.training.conftest import REPO, process_env, run, small_run_command
 
 pytestmark = pytest.mark.slow  # each runs the train command in subprocesses: a minute or more
@@ -150,8 +151,9 @@ def test_a_nan_loss_stops_the_run_naming_step_and_term_and_keeps_the_last_good_c
     # The same run continued to step 8 with a spread-out term that turns NaN: in process, so the
     # objective can be injected; the config is parsed from the same command line. It resumes
     # on 8 devices what was saved on 1: Orbax reshards.
-    from embeddinggemma.train import parse_command_line
-    from embeddinggemma.training.loop import NonFiniteLossError, train
+    from embeddinggemma.cli.train import parse_command_line
+    from embeddinggemma.errors import NonFiniteLossError
+    from embeddinggemma.training.loop import train
     from embeddinggemma.training.objective import EmbeddingObjective, embedding_objective
 
     config, _ = parse_command_line(train_command(workdir, steps=8)[3:])
