@@ -17,14 +17,8 @@ import sys
 from embeddinggemma.cli.train import main as train_main
 
 
-def _denoising_stage(config):
-    from embeddinggemma.training.denoising import DenoisingStage
-
-    return DenoisingStage(config)
-
-
 def main(argv: list[str] | None = None) -> int:
-    return train_main(argv, program="adapt", stage=_denoising_stage)
+    return train_main(argv, program="adapt", required_stage="denoising")
 
 
 if __name__ == "__main__":
