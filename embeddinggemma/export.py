@@ -4,6 +4,8 @@
         [--overwrite]
     python -m embeddinggemma.export --checkpoint DIR --out FILE.gguf --format gguf
         [--gguf-type f32|f16|q8_0|q4_0] [--overwrite]
+    python -m embeddinggemma.export --checkpoint DIR --out DIR --format onnx
+        [--onnx-type f32|f16|q8|q4] [--overwrite]
 
 DIR is an Orbax checkpoint (a run's `export/`, a soup, `Embedder.save`) or a sentence-transformers
 directory (the release, an earlier export). Formats:
@@ -12,6 +14,8 @@ directory (the release, an earlier export). Formats:
   orbax                  this codebase's own layout (e.g. the release imported once, to load fast)
   gguf                   one file of llama.cpp's gemma-embedding architecture, its matrices in
                          --gguf-type (q8_0 / q4_0 on this codebase's own quantisation grids)
+  onnx                   onnx/model*.onnx, tokenizer and configs as transformers.js and ONNX Runtime
+                         load them, the matrices in --onnx-type (q8 / q4 on the same grids)
 
 Everything is checked before anything is written, and the directory is built in a hidden sibling
 and renamed into place, so a refused or failed export leaves nothing. An existing `--out` is
@@ -31,6 +35,8 @@ from typing import Any
 
 from embeddinggemma.checkpoint.gguf_export import EXPORT_KEY, GGUF_TYPES, export_gguf
 from embeddinggemma.checkpoint.loading import LoadedCheckpoint, load_checkpoint
+from embeddinggemma.checkpoint.onnx_export import EXPORT_MARKER as ONNX_MARKER
+from embeddinggemma.checkpoint.onnx_export import ONNX_TYPES, export_onnx
 from embeddinggemma.checkpoint.orbax_io import METADATA_FILE, save_orbax
 from embeddinggemma.checkpoint.sentence_transformers import EXPORT_METADATA_FILE, export_sentence_transformers
 
@@ -68,10 +74,21 @@ def _gguf_options(group: argparse._ArgumentGroup) -> None:
                        help="the type of the matrices (vectors stay f32); default f32")
 
 
+def _write_onnx(out: Path, ckpt: LoadedCheckpoint, overwrite: bool, onnx_type: str = "f32") -> Path:
+    return export_onnx(out, ckpt.config, ckpt.params, ckpt.tokenizer_path, ckpt.prompts, onnx_type,
+                       overwrite=overwrite)
+
+
+def _onnx_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--onnx-type", choices=ONNX_TYPES, default="f32",
+                       help="f32, f16 (weights; float32 compute), q8 / q4 (int8-block / int4-block)")
+
+
 FORMATS: dict[str, ExportFormat] = {
     "sentence-transformers": ExportFormat(_write_sentence_transformers, EXPORT_METADATA_FILE),
     "orbax": ExportFormat(_write_orbax, METADATA_FILE),
     "gguf": ExportFormat(_write_gguf, EXPORT_KEY, _gguf_options, lambda args: {"gguf_type": args.gguf_type}),
+    "onnx": ExportFormat(_write_onnx, ONNX_MARKER, _onnx_options, lambda args: {"onnx_type": args.onnx_type}),
 }
 
 
