@@ -61,6 +61,9 @@ EXPORT_VERSION = 1
 WHAT = "an ONNX export"
 OPSET = 17  # ONNX Runtime 1.17+ and onnxruntime-web run it; the quantised operators are contrib ops
 MICROSOFT = "com.microsoft"
+# The IR version of opset 17: the onnx package writes its newest by default, which older runtimes
+# (onnxruntime-node 1.30 under transformers.js 4.3) refuse to load.
+IR_VERSION = 8
 _PROTOBUF_LIMIT = 2 ** 31 - 1
 _POOLINGS = ("mean", "first", "last")
 # onnx.TensorProto's FLOAT, BOOL and INT64, here without importing onnx (an optional dependency).
@@ -309,7 +312,8 @@ class _Builder:
                                            ["batch_size", (t.embed_dim, *self.c.projection_dims)[-1]])],
             g.initializers)
         opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid(MICROSOFT, 1)]
-        model = helper.make_model(graph, producer_name="embeddinggemma", opset_imports=opsets)
+        model = helper.make_model(graph, producer_name="embeddinggemma", opset_imports=opsets,
+                                  ir_version=IR_VERSION)
         helper.set_model_props(model, {"embeddinggemma.onnx_type": self.onnx_type})
         return model
 
@@ -361,6 +365,10 @@ def export_onnx(out: str | Path, config: EmbedderConfig, params: Mapping, tokeni
     """
     out = Path(out).expanduser()
     check_onnx_type(onnx_type)
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise ValueError("The ONNX export needs the onnx package: pip install -e '.[onnx]'.") from None
     if not overwrite:
         refuse_replacing(out, EXPORT_MARKER, WHAT)
     tokenizer_path = require_file(tokenizer_path, "Tokenizer model")
