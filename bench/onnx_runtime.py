@@ -1,6 +1,6 @@
 """ONNX Runtime on this CPU against sentence-transformers and the Embedder, side by side in one run.
 
-    .venv/bin/python bench/onnx_runtime.py [--model-dir DIR] [--types f32,q8,q4] [--queries 32]
+    .venv/bin/python bench/onnx_runtime.py [--model-dir DIR] [--types f32,f16,q8,q4] [--queries 32]
                                            [--documents 32] [--repeats 2]
 
 Exports the model (default: the release) to ONNX in each of --types (a temporary directory), then
@@ -8,8 +8,10 @@ embeds the same real queries and documents (bench/texts.py; prompted, at most 51
 of 32 sorted by length) with every implementation: a warm-up pass each, then --repeats timed passes
 in alternating order. ONNX Runtime gets the ids this codebase's tokenizer gives (the same ids
 transformers.js gives: tests/checkpoint/test_onnx_export.py) and uses every core (its default).
-Records throughput, the agreement of each ONNX type with the Embedder on the same grid (f32: the
-float model; q8/q4: the model fake-quantised on int8-block/int4-block), the export times and file
+Records throughput; the agreement of each ONNX type with the Embedder computing with the same
+weights (f32: the float model; f16: its matrices rounded to float16; q8/q4: fake-quantised on
+int8-block/int4-block) and with the float Embedder; the f32 export on the golden records
+(tests/golden, sentence-transformers' vectors, up to 2048 tokens); the export times and file
 sizes, and the CPU model, in bench/results/onnx_runtime_<timestamp>.json (and _latest.json).
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import sys
 import tempfile
@@ -33,7 +36,7 @@ from run import (
     summarize_passes,
     timed_pass,
 )
-from system import cpu_model, idle_check, package_versions, start_as_the_commands_do, write_result
+from system import BENCH_DIR, cpu_model, idle_check, package_versions, start_as_the_commands_do, write_result
 from texts import gather_texts, texts_digest
 
 VERSIONED = ("jax", "jaxlib", "numpy", "torch", "transformers", "sentence-transformers", "onnx",
@@ -66,10 +69,44 @@ def onnx_encoder(session, embedder):
     return encode
 
 
+def type_weights(onnx_type: str, config, params) -> dict:
+    """The float weights an ONNX type computes with: matrices rounded to float16 (f16; vectors stay
+    float32), or fake-quantised on the type's grid (q8, q4)."""
+    import jax
+
+    from embeddinggemma.checkpoint.onnx_export import SCHEME_OF_TYPE
+    from embeddinggemma.model.layout import embedder_layout
+    from embeddinggemma.quantization import quantize_params
+
+    layout = embedder_layout(config)
+    if onnx_type in SCHEME_OF_TYPE:
+        return quantize_params(params, SCHEME_OF_TYPE[onnx_type], layout)
+    return jax.tree.map(lambda w, leaf: w if leaf.is_vector else np.asarray(w, np.float16).astype(np.float32),
+                        dict(params), dict(layout))
+
+
+def golden_agreement(session) -> dict:
+    """The f32 export on the golden records (tests/golden: sentence-transformers' vectors of the
+    release, each text alone), fed the records' own token ids."""
+    golden = BENCH_DIR.parent / "tests" / "golden" / "embeddinggemma_300m"
+    records = json.loads(golden.with_suffix(".json").read_text())["records"]
+    reference = np.load(golden.with_suffix(".npz"))["embeddings"]
+    ours = []
+    for record in records:
+        ids = np.array([record["token_ids"]], np.int64)
+        ours.append(session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[1][0])
+    # As the parity test checks: the dot product with the stored float32 vectors (unit length to
+    # float32 rounding); cosine_agreement re-normalises both.
+    dots = (np.array(ours, np.float64) * reference).sum(-1)
+    return {"records": len(records), "max_tokens": max(len(r["token_ids"]) for r in records),
+            "min_dot_product": float(dots.min()), "mean_dot_product": float(dots.mean()),
+            **cosine_agreement(np.array(ours), reference)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", type=Path, default=None, help="default: the release (fetched)")
-    parser.add_argument("--types", default="f32,q8,q4")
+    parser.add_argument("--types", default="f32,f16,q8,q4")
     parser.add_argument("--queries", type=int, default=32)
     parser.add_argument("--documents", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2)
@@ -79,10 +116,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from embeddinggemma import Embedder
     from embeddinggemma.checkpoint.loading import load_checkpoint
-    from embeddinggemma.checkpoint.onnx_export import MODEL_FILES, SCHEME_OF_TYPE, export_onnx
+    from embeddinggemma.checkpoint.onnx_export import MODEL_FILES, export_onnx
     from embeddinggemma.fetch import fetch_release
-    from embeddinggemma.model.layout import embedder_layout
-    from embeddinggemma.quantization import quantize_params
 
     started = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     wall = time.perf_counter()
@@ -119,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             exports[onnx_type]["session_load_s"] = round(time.perf_counter() - t0, 2)
             encoders[f"onnx_{onnx_type}"] = onnx_encoder(sessions[onnx_type], embedder)
 
+        golden = golden_agreement(sessions["f32"]) if "f32" in sessions else None
         warmups, passes = {}, {name: [] for name in encoders}
         for name, encode in encoders.items():
             _log(f"warm-up pass: {name}")
@@ -135,20 +171,20 @@ def main(argv: list[str] | None = None) -> int:
         passes["sentence_transformers"][-1]["embeddings"], reference)}
     for onnx_type in sessions:
         expected = reference
-        if onnx_type in SCHEME_OF_TYPE:  # the Embedder on the same grid
-            _log(f"the Embedder fake-quantised on {SCHEME_OF_TYPE[onnx_type]}")
-            quantised = Embedder(ckpt.config, quantize_params(ckpt.params, SCHEME_OF_TYPE[onnx_type],
-                                                              embedder_layout(ckpt.config)),
-                                 ckpt.tokenizer_path, ckpt.prompts)
-            expected = np.concatenate([quantised.encode(texts[p], prompt_name=p, batch_size=BATCH_SIZE,
-                                                        max_length=MAX_LENGTH, show_progress=False)
+        if onnx_type != "f32":  # the Embedder computing with the weights the type holds
+            _log(f"the Embedder with {onnx_type} weights")
+            weights = type_weights(onnx_type, ckpt.config, ckpt.params)
+            same = Embedder(ckpt.config, weights, ckpt.tokenizer_path, ckpt.prompts)
+            expected = np.concatenate([same.encode(texts[p], prompt_name=p, batch_size=BATCH_SIZE,
+                                                   max_length=MAX_LENGTH, show_progress=False)
                                        for p in PROMPTS])
-            del quantised
-        agreement[f"onnx_{onnx_type}_vs_embedder_same_grid"] = cosine_agreement(
-            passes[f"onnx_{onnx_type}"][-1]["embeddings"], expected)
-        if onnx_type in SCHEME_OF_TYPE:
+            del same
             agreement[f"onnx_{onnx_type}_vs_embedder_float"] = cosine_agreement(
                 passes[f"onnx_{onnx_type}"][-1]["embeddings"], reference)
+        agreement[f"onnx_{onnx_type}_vs_embedder_same_weights"] = cosine_agreement(
+            passes[f"onnx_{onnx_type}"][-1]["embeddings"], expected)
+    if golden is not None:
+        agreement["onnx_f32_vs_golden"] = golden
 
     result = {
         "benchmark": "onnx_runtime", "started": started,

@@ -59,7 +59,7 @@ OUTPUTS = ("last_hidden_state", "sentence_embedding")
 EXPORT_MARKER = "embeddinggemma_onnx_export.json"
 EXPORT_VERSION = 1
 WHAT = "an ONNX export"
-OPSET = 17  # ONNX Runtime 1.17+ and onnxruntime-web run it; the quantised operators are contrib ops
+OPSET = 17  # long supported; the quantised operators are ONNX Runtime contrib ops (com.microsoft)
 MICROSOFT = "com.microsoft"
 # The IR version of opset 17: the onnx package writes its newest by default, which older runtimes
 # (onnxruntime-node 1.30 under transformers.js 4.3) refuse to load.

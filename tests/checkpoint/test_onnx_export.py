@@ -212,7 +212,7 @@ def check_against_onnx_runtime(directory: Path, onnx_type: str, tokenizer_path: 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("onnx_type", ["f32", "q4"])
+@pytest.mark.parametrize("onnx_type", ["f32", "f16", "q8", "q4"])
 def test_transformers_js_tokenises_and_embeds_as_onnx_runtime(orbax_dir, tmp_path, tiny_tokenizer_path,
                                                               onnx_type):
     _node_or_skip()
