@@ -12,7 +12,7 @@ JS := tests/js
 # transformers.js for the ONNX export's Node check (tests/checkpoint/test_onnx_export.py), where npm is.
 JS_DEPS := $(if $(shell command -v npm),js-deps)
 
-.PHONY: js-deps install install-eval install-reference install-llama-cpp fetch demo model-card evaluate test test-fast bench lint golden clean
+.PHONY: js-deps install install-eval install-reference install-llama-cpp fetch demo model-card evaluate test test-fast check-wheel bench lint golden clean
 
 install: $(INSTALLED)
 
@@ -45,30 +45,36 @@ $(JS)/node_modules/.package-lock.json: $(JS)/package.json $(JS)/package-lock.jso
 	cd $(JS) && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
 
 fetch: install
-	$(PY) -m embeddinggemma.fetch
+	$(PY) -m embeddinggemma fetch
 
 # Trains the tiny model on the small real corpus (built on first use) and evaluates it.
 demo: install
-	$(PY) -m embeddinggemma.demo
+	$(PY) -m embeddinggemma demo
 
 model-card: install
-	$(PY) -m embeddinggemma.model_card
+	$(PY) -m embeddinggemma model_card
 
 # The offline suite on the released checkpoint at every Matryoshka dimension.
 evaluate: install
-	$(PY) -m embeddinggemma.evaluate --checkpoint $$($(PY) -m embeddinggemma.fetch) --out runs/eval-release
+	$(PY) -m embeddinggemma evaluate --checkpoint $$($(PY) -m embeddinggemma fetch) --out runs/eval-release
 
 # Fetching first makes a network failure show plainly before the tests that need the weights.
 test: install-eval $(JS_DEPS)
-	$(PY) -m embeddinggemma.fetch > /dev/null
-	$(PY) -m embeddinggemma.fetch --artefact gemma3-270m-gguf > /dev/null
+	$(PY) -m embeddinggemma fetch > /dev/null
+	$(PY) -m embeddinggemma fetch --artefact gemma3-270m-gguf > /dev/null
 	$(PY) -m pytest -n $(TEST_WORKERS) tests
 
+# Skips what needs the released weights or the GGUF, and what is marked slow.
 test-fast: install-eval $(JS_DEPS)
-	$(PY) -m pytest -n $(TEST_WORKERS) -m "not release and not decoder" tests
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not release and not decoder and not slow" tests
+
+# The wheel a user gets from `pip install .`, installed (not editable) with its runtime dependencies
+# into a fresh virtual environment: every module imports and every command's --help works.
+check-wheel: install
+	$(PY) scripts/check_wheel.py
 
 bench: install-eval
-	$(PY) -m embeddinggemma.fetch > /dev/null
+	$(PY) -m embeddinggemma fetch > /dev/null
 	$(PY) bench/run.py
 
 lint: install

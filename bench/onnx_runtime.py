@@ -115,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime as ort
 
     from embeddinggemma import Embedder
+    from embeddinggemma.artefacts import fetch_release
     from embeddinggemma.checkpoint.loading import load_checkpoint
     from embeddinggemma.checkpoint.onnx_export import MODEL_FILES, export_onnx
-    from embeddinggemma.fetch import fetch_release
 
     started = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     wall = time.perf_counter()

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from embeddinggemma.atomic import atomic_directory, refuse_replacing
+from embeddinggemma.checkpoint.hf_config import embedder_to_hf_config
 from embeddinggemma.checkpoint.hf_tokenizer import checked_tokenizer, write_tokenizer_files
 from embeddinggemma.files import require_file
 from embeddinggemma.model.config import GLOBAL, LOCAL, EmbedderConfig
@@ -379,7 +380,7 @@ def export_onnx(out: str | Path, config: EmbedderConfig, params: Mapping, tokeni
         raise ValueError(f"The {onnx_type} graph is {size / 2 ** 30:.1f} GiB, over protobuf's 2 GiB; "
                          "models this large are not supported by the ONNX export yet.")
     t = config.transformer
-    hf_config = {**config.to_hf_config(), "transformers.js_config": {"dtype": JS_DTYPES[onnx_type]}}
+    hf_config = {**embedder_to_hf_config(config), "transformers.js_config": {"dtype": JS_DTYPES[onnx_type]}}
     with atomic_directory(out, EXPORT_MARKER, WHAT) as partial:
         (partial / "onnx").mkdir()
         (partial / "onnx" / MODEL_FILES[onnx_type]).write_bytes(model.SerializeToString())

@@ -22,7 +22,7 @@ from embeddinggemma.checkpoint.onnx_export import (  # noqa: E402
     export_onnx,
 )
 from embeddinggemma.checkpoint.orbax_io import save_orbax  # noqa: E402
-from embeddinggemma.export import main  # noqa: E402
+from embeddinggemma.cli.export import main  # noqa: E402
 from embeddinggemma.model import EmbeddingModel  # noqa: E402
 from embeddinggemma.model.layout import embedder_layout  # noqa: E402
 from embeddinggemma.model.masks import encoder_masks, padding_mask  # noqa: E402
