@@ -46,7 +46,7 @@ from embeddinggemma.files import require_file
 from embeddinggemma.model.config import GLOBAL, LOCAL, EmbedderConfig
 from embeddinggemma.model.layout import ParamLayout, embedder_layout
 from embeddinggemma.model.masks import local_max_distance
-from embeddinggemma.quantization import BLOCK, grid_of, quantize
+from embeddinggemma.quantization import BLOCK, Grid, grid_of, quantize
 
 ONNX_TYPES = ("f32", "f16", "q8", "q4")
 # The file transformers.js looks for under `onnx/` for each type, and its name for the type.
@@ -133,7 +133,7 @@ class _Builder:
 
     # Weights ----------------------------------------------------------------------------------
 
-    def _grid(self, layout: ParamLayout):
+    def _grid(self, layout: ParamLayout) -> Grid | None:
         return grid_of(SCHEME_OF_TYPE[self.onnx_type], layout) if self.onnx_type in SCHEME_OF_TYPE else None
 
     def matmul(self, x: str, w: np.ndarray, layout: ParamLayout, hint: str) -> str:
@@ -149,11 +149,19 @@ class _Builder:
         if grid is None:
             matrix = np.transpose(np.asarray(w, np.float32), (*axes, *outer)).reshape(k, n)
             return g.op("MatMul", x, self._float_weight(matrix, hint))
-        codes, scales = jax.device_get(quantize(w, grid, axes))  # [*outer, k / 32, 32], [*outer, k / 32]
+        codes, scales = self._quantize(w, grid, axes, hint)  # [*outer, k / 32, 32], [*outer, k / 32]
         blocks = _unsigned_blocks(codes.reshape(n, k // BLOCK, BLOCK), grid.bits)
         return g.op("MatMulNBits", x, g.const(blocks, f"{hint}_q"),
                     g.const(scales.reshape(-1), f"{hint}_scales", np.float32),
                     domain=MICROSOFT, K=k, N=n, bits=grid.bits, block_size=BLOCK)
+
+    def _quantize(self, w: np.ndarray, grid: Grid, axes: tuple[int, ...], hint: str) -> tuple:
+        """`quantization.quantize`'s (codes, scales) as numpy; its refusal names the matrix."""
+        try:
+            return jax.device_get(quantize(w, grid, axes))
+        except ValueError as e:
+            raise ValueError(f"{hint}: {e} --onnx-type {self.onnx_type} cannot hold it; nothing was "
+                             "written.") from None
 
     def _float_weight(self, w: np.ndarray, hint: str) -> str:
         if self.onnx_type == "f16":
@@ -172,7 +180,7 @@ class _Builder:
             axes = layout.contraction_axes
             if axes != (1,):
                 raise ValueError(f"The token table contracts axes {axes}, not its rows (1,).")
-            codes, scales = jax.device_get(quantize(table, grid, axes))  # [V, D / 32, 32], [V, D / 32]
+            codes, scales = self._quantize(table, grid, axes, "embedding")  # [V, D / 32, 32], [V, D / 32]
             packed = _unsigned_blocks(codes, grid.bits).reshape(table.shape[0], -1)
             rows = g.op("GatherBlockQuantized", g.const(packed, "embedding_q"), ids,
                         g.const(scales, "embedding_scales", np.float32), domain=MICROSOFT,

@@ -221,3 +221,15 @@ def test_transformers_js_tokenises_and_embeds_as_onnx_runtime(orbax_dir, tmp_pat
                  "--onnx-type", onnx_type]) == 0
     js = run_transformers_js(out, TEXTS, tmp_path)
     check_against_onnx_runtime(out, onnx_type, tiny_tokenizer_path, TEXTS, js, max_length=128)
+
+
+def test_a_matrix_off_the_block_grid_is_refused_by_name(tmp_path, tiny_config, tiny_tokenizer_path):
+    """A feed-forward width of 48 is not a multiple of the 32-value blocks: q4 refuses, naming it."""
+    from embeddinggemma.model import init_params
+
+    config = tiny_config.replace(mlp_dim=48)
+    params = jax.device_get(init_params(config, jax.random.PRNGKey(0)))
+    with pytest.raises(ValueError, match="down: .*not a multiple of the block of 32.*--onnx-type q4"):
+        export_onnx(tmp_path / "out", config, params, tiny_tokenizer_path, PROMPTS, onnx_type="q4")
+    assert list(tmp_path.iterdir()) == []
+    assert export_onnx(tmp_path / "out", config, params, tiny_tokenizer_path, PROMPTS, "f32").is_dir()
