@@ -33,7 +33,8 @@ def read_json(path: str | Path, kind: str = "File") -> Any:
 
 
 def read_texts(path: Path) -> list[str]:
-    """Texts from a JSON-lines file (objects with a string `text`) or a plain one-per-line file."""
+    """Texts from a JSON-lines file (objects with a string `text`) or a plain one-per-line file;
+    lines end at LF or CRLF only."""
     if not path.is_file():
         raise FileNotFoundError(f"Input file not found: {path}")
     raw = path.read_bytes()
@@ -42,7 +43,11 @@ def read_texts(path: Path) -> list[str]:
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise ValueError(f"{path}:{line}: invalid UTF-8 ({e.reason}).") from None
-    lines = content.splitlines()
+    # Only LF (or CRLF) ends a line: str.splitlines() also splits at form feeds, U+2028, NEL and
+    # others, so rows would no longer match lines, and JSON strings may hold those raw.
+    lines = content.replace("\r\n", "\n").split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the final newline ends the last line; it does not start another
     first = next((line for line in lines if line.strip()), "")
     if not first.lstrip().startswith("{"):
         return lines

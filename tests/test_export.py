@@ -129,3 +129,37 @@ def test_exporting_the_release_reproduces_its_tensors_and_imports_back(release_d
     texts = catalog_texts(2000)
     ids = [e.ids for e in Tokenizer.from_file(str(out / "tokenizer.json")).encode_batch(texts)]
     assert ids == SentencePieceTokenizer(release_dir / "tokenizer.model").encode(texts, max_length=1 << 20)
+
+
+@pytest.mark.parametrize("where", ["same", "inside"])
+def test_export_never_writes_onto_or_into_its_input(orbax_dir, capsys, where):
+    before = {p: p.read_bytes() for p in orbax_dir.rglob("*") if p.is_file()}
+    out = orbax_dir if where == "same" else orbax_dir / "params"
+    assert main(["--checkpoint", str(orbax_dir), "--out", str(out), "--format", "orbax", "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert str(orbax_dir) in err and str(out) in err
+    assert {p: p.read_bytes() for p in orbax_dir.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("fmt, name", [("gguf", "theirs.gguf"), ("sentence-transformers", "theirs")])
+def test_a_taken_out_is_refused_before_the_checkpoint_is_read(orbax_dir, tmp_path, monkeypatch, capsys,
+                                                              fmt, name):
+    theirs = tmp_path / name
+    if fmt == "gguf":
+        theirs.write_bytes(b"GGUF of somebody else")
+    else:
+        theirs.mkdir()
+        (theirs / "notes.txt").write_text("keep me")
+
+    def read_nothing(path):
+        raise AssertionError("the checkpoint was read before --out was checked")
+
+    monkeypatch.setattr("embeddinggemma.checkpoint.export.load_checkpoint", read_nothing)
+    assert main(["--checkpoint", str(orbax_dir), "--out", str(theirs), "--format", fmt, "--overwrite"]) == 2
+    assert str(theirs) in capsys.readouterr().err
+
+
+def test_gguf_type_is_refused_for_the_other_formats(orbax_dir, tmp_path, capsys):
+    out = tmp_path / "st"
+    assert main(["--checkpoint", str(orbax_dir), "--out", str(out), "--gguf-type", "q8_0"]) == 2
+    assert "does not take --gguf-type" in capsys.readouterr().err and not out.exists()

@@ -55,3 +55,22 @@ def test_bad_input_is_named_and_nothing_foreign_is_touched(ckpt, tmp_path, capsy
     (out / "embeddinggemma.json").write_text(json.dumps({**metadata, "quantization": "int3"}))
     with pytest.raises(ValueError, match=r"embeddinggemma.json: field 'quantization' is 'int3'"):
         load_checkpoint(out)
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "around"])
+def test_quantize_never_writes_onto_around_or_into_its_input(ckpt, tmp_path, capsys, where):
+    before = {p: p.read_bytes() for p in ckpt.rglob("*") if p.is_file()}
+    out = {"same": ckpt / ".." / ckpt.name, "inside": ckpt / "quantised", "around": tmp_path}[where]
+    assert main(["--checkpoint", str(ckpt), "--scheme", "int8-block", "--out", str(out), "--force"]) == 2
+    err = capsys.readouterr().err
+    assert str(ckpt) in err and str(out.resolve()) in err
+    assert {p: p.read_bytes() for p in ckpt.rglob("*") if p.is_file()} == before
+
+
+def test_an_already_quantised_checkpoint_is_refused_naming_its_scheme(ckpt, tmp_path, capsys):
+    int4 = tmp_path / "int4"
+    assert main(["--checkpoint", str(ckpt), "--scheme", "int4-block", "--out", str(int4)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "int8"
+    assert main(["--checkpoint", str(int4), "--scheme", "int8-block", "--out", str(out)]) == 2
+    assert "int4-block" in capsys.readouterr().err and not out.exists()

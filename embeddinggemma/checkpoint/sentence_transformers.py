@@ -11,6 +11,7 @@ model card states the Matryoshka dims and prompts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import string
 from collections.abc import Iterator, Mapping
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from embeddinggemma.atomic import atomic_directory, refuse_replacing
@@ -30,6 +31,7 @@ from embeddinggemma.checkpoint.hf_gemma3 import (
     transformer_to_hf,
 )
 from embeddinggemma.checkpoint.hf_tokenizer import checked_tokenizer, write_tokenizer_files
+from embeddinggemma.errors import InputError
 from embeddinggemma.files import read_json, require_file
 from embeddinggemma.model.config import EmbedderConfig
 from embeddinggemma.prompts import DEFAULT_PROMPTS, load_prompts
@@ -48,15 +50,30 @@ WHAT = "a sentence-transformers export"
 
 
 class SafetensorsReader(Mapping[str, np.ndarray]):
-    """A lazy name -> numpy array mapping over one safetensors file."""
+    """A lazy name -> numpy array mapping over one safetensors file.
+
+    Raises:
+      InputError naming the file when it is truncated or not a safetensors file (on opening, or on
+      reading a tensor).
+    """
 
     def __init__(self, path: Path):
         self.path = path
-        self._file = safe_open(str(path), framework="numpy")
-        self._names = list(self._file.keys())
+        with self._named_errors():
+            self._file = safe_open(str(path), framework="numpy")
+            self._names = list(self._file.keys())
 
     def __getitem__(self, name: str) -> np.ndarray:
-        return self._file.get_tensor(name)
+        with self._named_errors():
+            return self._file.get_tensor(name)
+
+    @contextlib.contextmanager
+    def _named_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except SafetensorError as e:  # its message names neither the file nor the tensor
+            raise InputError(f"{self.path}: not a readable safetensors file, truncated or damaged "
+                             f"({e}).") from None
 
     def shape(self, name: str) -> list[int]:
         """A tensor's shape, read from the header only."""

@@ -3,8 +3,10 @@
     python -m embeddinggemma embed --checkpoint DIR --input FILE --output OUT.npy \
         [--prompt-name NAME] [--dim N] [--max-length N] [--batch-size N] [--dtype float32|bfloat16]
 
-FILE is JSON lines with a `text` field, or plain text with one text per line. Texts are embedded
-as given unless a prompt name is given. The output is written atomically.
+FILE is JSON lines with a `text` field, or plain text with one text per line; lines end at LF or
+CRLF only (a form feed or U+2028 stays inside its line), so row i is line i. Texts are embedded
+as given unless a prompt name is given. The output is written atomically. Exit status 2 for a bad
+input, checkpoint or output.
 """
 
 from __future__ import annotations
@@ -42,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         embeddings = embedder.encode(texts, prompt_name=args.prompt_name, dim=args.dim,
                                      batch_size=args.batch_size, max_length=args.max_length)
         save_npy(args.output, embeddings)
-    except (OSError, ValueError, TypeError) as e:
+    except (OSError, ValueError) as e:  # the input, the checkpoint, the output: exit 2, as README says
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return 2
     print(f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings to {args.output}",
           file=sys.stderr)
     return 0

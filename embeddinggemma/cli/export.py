@@ -21,7 +21,9 @@ Everything is checked before anything is written, and the directory is built in 
 and renamed into place, so a refused or failed export leaves nothing. An existing `--out` is
 refused unless it is empty; `--overwrite` replaces only an earlier export of the same format
 (a directory holding that format's marker file, a GGUF file carrying its marker key), never
-somebody else's.
+somebody else's, nor the checkpoint itself (or a directory inside or around it); `--out` is
+checked before the checkpoint is read. A quantised checkpoint exports to GGUF as f32, f16 or its
+own grid's type (int8-block q8_0, int4-block q4_0), never requantised onto another grid.
 """
 
 from __future__ import annotations

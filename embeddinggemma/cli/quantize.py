@@ -7,7 +7,9 @@ Reads an Orbax checkpoint or a sentence-transformers directory and writes an Orb
 weight matrices are stored as the scheme's codes and scales (embeddinggemma/quantization.py; int4
 packed two per byte) with the scheme in its embeddinggemma.json. `Embedder.load` and the evaluate
 command read it, dequantising on load. OUT must be absent or empty (or, with --force, an Orbax
-checkpoint, which is replaced); nothing else is touched. Exit status 2 for bad arguments and inputs.
+checkpoint, which is replaced); nothing else is touched, and never the checkpoint itself, a directory
+inside it or one holding it, even with --force. An already-quantised checkpoint is refused (its
+scheme named): quantise the float checkpoint it came from. Exit status 2 for bad arguments and inputs.
 """
 
 from __future__ import annotations

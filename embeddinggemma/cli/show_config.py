@@ -5,10 +5,12 @@
 
 Any field can be overridden; a misspelt field is an error naming it. With --workdir the resolved
 config is written to DIR/config.json, as a training run does (DIR must be absent, empty or a run's).
+A reader that stops early (`| head`) ends the printing quietly.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from absl import flags
@@ -27,7 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(config.to_json_best_effort(indent=2))
+    try:
+        print(config.to_json_best_effort(indent=2), flush=True)
+    except BrokenPipeError:  # `show_config | head`: the reader has what it wanted
+        # Python flushes stdout again at exit; point it at /dev/null so that it does not fail there.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     if flag_values.workdir:
         try:
             print(f"wrote {write_config(config, flag_values.workdir)}", file=sys.stderr)

@@ -223,6 +223,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     if t.grad_cache_chunk_size and t.grad_accumulation_steps > 1:
         raise ConfigError("train.grad_cache_chunk_size and train.grad_accumulation_steps > 1 are "
                           "alternatives; set one of them.")
+    if t.batch_size < 1:
+        raise ConfigError(f"train.batch_size={t.batch_size} must be >= 1.")
     for field in ("grad_cache_chunk_size", "grad_accumulation_steps"):
         value = t[field]
         if value and t.batch_size % value:

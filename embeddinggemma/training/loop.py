@@ -33,6 +33,7 @@ from embeddinggemma.errors import ConfigError, InputError, NonFiniteLossError
 from embeddinggemma.training.checkpoints import RunCheckpoints, abstract_like
 from embeddinggemma.training.config import make_stage, validate_config, write_config
 from embeddinggemma.training.embedding_stage import EmbeddingStage
+from embeddinggemma.training.mesh import check_batch_fits_mesh
 from embeddinggemma.training.metrics import MetricsWriter
 from embeddinggemma.training.stage import Stage, start_from
 from embeddinggemma.training.step import Objective, ParamTransform
@@ -81,6 +82,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, *, objective: 
     """
     started = time.perf_counter()
     validate_config(config)
+    check_batch_fits_mesh(config, jax.device_count())  # before anything is written or built
     if stage is not None and (objective is not None or param_transform is not None):
         raise ValueError("objective and param_transform configure the embedding stage; a stage given "
                          "brings its own.")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
+import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -39,6 +40,23 @@ def make_mesh(axes: Sequence[str], shape: Sequence[int],
         raise ConfigError(f"mesh.axes={tuple(axes)} and mesh.shape={tuple(shape)} differ in length.")
     shape = resolve_mesh_shape(shape, len(devices))
     return Mesh(np.asarray(devices).reshape(shape), tuple(axes))
+
+
+def check_batch_fits_mesh(config: ml_collections.ConfigDict, num_devices: int) -> None:
+    """Raises ConfigError naming the fields when `train.batch_size` does not split evenly over the
+    mesh axes the `batch` rule shards it on (mesh.rules; data x fsdp by default), the mesh being
+    `mesh.shape` on `num_devices` devices (a -1 filled); or when that shape does not fit them.
+    `config` has passed `training.config.validate_config`."""
+    axes = tuple(config.mesh.axes)
+    shape = resolve_mesh_shape(config.mesh.shape, num_devices)
+    batch_axes = nn.logical_to_mesh_axes(("batch",), [tuple(r) for r in config.mesh.rules])[0]
+    batch_axes = () if batch_axes is None else (batch_axes,) if isinstance(batch_axes, str) else batch_axes
+    shards = math.prod(shape[axes.index(axis)] for axis in batch_axes)
+    if config.train.batch_size % shards:
+        raise ConfigError(
+            f"train.batch_size={config.train.batch_size} does not split over the mesh: mesh.shape="
+            f"{tuple(config.mesh.shape)} on {num_devices} devices is {shape}, and the batch is sharded "
+            f"over {' x '.join(batch_axes)} = {shards} shards; choose a multiple of {shards}.")
 
 
 def logical_sharding(tree, mesh: Mesh, rules: Rules):

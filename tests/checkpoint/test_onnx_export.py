@@ -143,6 +143,11 @@ def test_a_quantised_checkpoint_ships_its_own_codes(tmp_path, tiny_config, tiny_
     query = jax.tree.map(lambda x: x[0], stored["transformer"]["layers"]["attn"]["query"])
     rows = query["scales"].shape[0] * query["scales"].shape[1]
     np.testing.assert_array_equal(signed("query_q", rows), codes(query).reshape(rows, -1))
+    # Onto the other grid it would carry both rounding errors: refused, nothing written.
+    other = {"q8": "q4", "q4": "q8"}[onnx_type]
+    assert main(["--checkpoint", str(checkpoint), "--out", str(tmp_path / "other"), "--format", "onnx",
+                 "--onnx-type", other]) == 2
+    assert not (tmp_path / "other").exists()
 
 
 def test_out_is_refused_unless_ours_and_overwrite(orbax_dir, tmp_path, capsys):

@@ -45,3 +45,21 @@ def test_training_on_a_directory_that_is_not_a_corpus_fails_before_training(tmp_
     assert result.returncode != 0 and f"{notes_dir} is not empty and holds no manifest.json" in result.stderr
     assert untouched(notes_dir)
     assert not (workdir / "checkpoints").exists() and not (workdir / "metrics.jsonl").exists()
+
+
+def test_a_truncated_init_checkpoint_is_an_input_error_naming_its_file(tmp_path, tiny_config, tiny_params,
+                                                                       tiny_tokenizer_path):
+    from embeddinggemma.checkpoint.sentence_transformers import export_sentence_transformers
+    from embeddinggemma.errors import InputError
+    from embeddinggemma.prompts import DEFAULT_PROMPTS
+    from embeddinggemma.training.config import sized_config
+    from embeddinggemma.training.loop import train
+
+    start = export_sentence_transformers(tmp_path / "start", tiny_config, tiny_params, tiny_tokenizer_path,
+                                         DEFAULT_PROMPTS)
+    weights = start / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    config = sized_config("tiny")
+    config.model.init_checkpoint = str(start)
+    with pytest.raises(InputError, match=f"^{weights}: "):
+        train(config, tmp_path / "run")
