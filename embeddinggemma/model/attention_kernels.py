@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec
 
 from embeddinggemma.model.config import CUDNN, SPLASH
 from embeddinggemma.model.masks import KernelMask
@@ -62,6 +64,9 @@ def splash(q: jax.Array, k: jax.Array, v: jax.Array, key_mask: jax.Array, *, cau
     empty); its output is discarded by everything downstream, as the dense path's is.
     The kernel is the multi-query one (one key/value head for G query heads), mapped over the
     batch and the K key/value heads. `interpret` runs it in Pallas interpret mode (any platform).
+    Under a mesh (`jax.sharding.use_abstract_mesh`) it runs per device on the batch shard that
+    flax's logical rules (`nn.logical_axis_rules`) give the `batch` axis: a Mosaic kernel is not
+    partitioned by XLA, which refuses it on more than one device.
     """
     # Imported here: Pallas's import costs every command ~0.2 s, and only TPU runs need it.
     from jax.experimental.pallas.ops.tpu import splash_attention
@@ -83,8 +88,19 @@ def splash(q: jax.Array, k: jax.Array, v: jax.Array, key_mask: jax.Array, *, cau
         return kernel(q, k, v, segment_ids=splash_attention.SegmentIds(segment_ids, segment_ids))
 
     per_example = jax.vmap(one_head, in_axes=(0, 0, 0, None))  # over the K key/value heads
-    out = jax.vmap(per_example)(q, k, v, segments)  # over the batch
+    out = _per_batch_shard(jax.vmap(per_example))(q, k, v, segments)  # over the batch
     return out[..., :T, :]
+
+
+def _per_batch_shard(f):
+    """`f`, of arrays with a leading batch axis, run on each device's batch shard when a mesh is
+    set; unchanged without one."""
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty:
+        return f
+    batch = nn.logical_to_mesh_axes(("batch",))  # None (replicated) without logical rules
+    spec = PartitionSpec(batch[0] if batch else None)
+    return jax.shard_map(f, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
 
 
 def cudnn(q: jax.Array, k: jax.Array, v: jax.Array, key_mask: jax.Array, *, causal: bool,
