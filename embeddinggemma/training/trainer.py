@@ -22,6 +22,7 @@ import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
 
+import flax.linen as nn
 import jax
 import ml_collections
 import numpy as np
@@ -117,7 +118,10 @@ def assemble_trainer(config: ml_collections.ConfigDict, *, objective: Objective 
     transform = param_transform or (lambda params: params)
 
     def embed(encoder_params, tokens):
-        return model.apply({"params": encoder_params}, tokens)
+        # The mesh and the logical rules, for what the model places per device itself (a TPU
+        # attention kernel runs on each device's batch shard, model/attention_kernels.py).
+        with jax.sharding.use_abstract_mesh(mesh.abstract_mesh), nn.logical_axis_rules(rules):
+            return model.apply({"params": encoder_params}, tokens)
 
     loss_and_grads = make_loss_and_grads(objective or embedding_objective(config.loss), embed, config.train,
                                          param_transform)
