@@ -2,10 +2,12 @@
 (its TPU kernel, run on the CPU), the cuDNN call with XLA's implementation of the same call, and
 the choice of implementation per platform and layer kind."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from embeddinggemma.model import EmbeddingModel, RuntimeConfig, embeddinggemma_300m, tiny
 from embeddinggemma.model.attention import _dense
@@ -178,3 +180,19 @@ def test_encoder_decoder_through_splash_matches_the_default_path():
         for name, runtime in (("default", RuntimeConfig()), ("splash", SPLASH_RUNTIME))}
     real = decoder_tokens != 0
     np.testing.assert_allclose(logits["splash"][real], logits["default"][real], atol=2e-5, rtol=1e-5)
+
+
+def test_splash_runs_per_batch_shard_under_a_mesh():
+    """Under a mesh and logical rules (as the trainer traces the model) the kernel runs per device
+    on its batch shard (shard_map), with the same result."""
+    q, k, v, key_mask, weights = _inputs(kv_heads=1, groups=2)
+    mesh = Mesh(np.asarray(jax.devices()[:2]), ("data",))
+
+    def attend(q, k, v):
+        with jax.sharding.use_abstract_mesh(mesh.abstract_mesh), nn.logical_axis_rules([("batch", "data")]):
+            return splash(q, k, v, key_mask, causal=True, max_distance=RADIUS, interpret=True)
+
+    batch = NamedSharding(mesh, PartitionSpec("data"))
+    sharded = jax.jit(attend, in_shardings=(batch,) * 3)
+    assert "shard_map" in str(jax.make_jaxpr(attend)(q, k, v))
+    _check_against_dense(sharded, q, k, v, key_mask, weights, True, RADIUS)
