@@ -22,7 +22,6 @@ import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
 
-import flax.linen as nn
 import jax
 import ml_collections
 import numpy as np
@@ -34,7 +33,7 @@ from embeddinggemma.model import EmbedderConfig, EmbeddingModel
 from embeddinggemma.model.layout import param_layouts
 from embeddinggemma.quantization import straight_through
 from embeddinggemma.training.config import ConfigError, model_config, runtime_config
-from embeddinggemma.training.mesh import Rules, batch_sharding, make_mesh
+from embeddinggemma.training.mesh import Rules, batch_sharding, make_mesh, tracing_under
 from embeddinggemma.training.objective import embedding_objective
 from embeddinggemma.training.optimizer import make_optimizer
 from embeddinggemma.training.state import (
@@ -118,16 +117,18 @@ def assemble_trainer(config: ml_collections.ConfigDict, *, objective: Objective 
     transform = param_transform or (lambda params: params)
 
     def embed(encoder_params, tokens):
-        # The mesh and the logical rules, for what the model places per device itself (a TPU
-        # attention kernel runs on each device's batch shard, model/attention_kernels.py).
-        with jax.sharding.use_abstract_mesh(mesh.abstract_mesh), nn.logical_axis_rules(rules):
-            return model.apply({"params": encoder_params}, tokens)
+        return model.apply({"params": encoder_params}, tokens)
 
     loss_and_grads = make_loss_and_grads(objective or embedding_objective(config.loss), embed, config.train,
                                          param_transform)
     train_step = make_train_step(loss_and_grads, tx, schedule, mesh, shardings, rules)
     replicated = NamedSharding(mesh, PartitionSpec())
-    embed_params = jax.jit(lambda params, tokens: embed(transform(params)[ENCODER], tokens),
+
+    def embed_params_traced(params, tokens):
+        with tracing_under(mesh, rules):
+            return embed(transform(params)[ENCODER], tokens)
+
+    embed_params = jax.jit(embed_params_traced,
                            out_shardings=replicated, compiler_options=cpu_kernels.compiler_options())
     return Trainer(config, model_cfg, mesh, rules, tx, schedule, shardings, init_boxed, loss_and_grads,
                    train_step, embed_params)
