@@ -57,6 +57,11 @@ def layer_pattern(num_layers: int, local_per_global: int) -> tuple[str, ...]:
     return tuple(GLOBAL if (i + 1) % period == 0 else LOCAL for i in range(num_layers))
 
 
+def _target_platform() -> str:
+    device = jax.sharding.get_abstract_mesh().abstract_device
+    return jax.default_backend() if device is None else device.platform
+
+
 @dataclasses.dataclass(frozen=True)
 class RuntimeConfig:
     """How a model runs, not what it is: models that differ only here share an architecture
@@ -98,18 +103,15 @@ class RuntimeConfig:
 
     def attention_kernel(self, platform: str | None = None) -> str:
         """The implementation (einsum, splash or cudnn) for programs compiled for `platform` (a
-        Device's `.platform`, e.g. "tpu"; None: `jax.default_backend()`, the platform of a run's
-        own devices). A program compiled for other devices than the default backend's (TPU
-        devices from `jax.experimental.topologies` on a CPU host) must name their platform."""
+        Device's `.platform`, e.g. "tpu"). None: the platform being compiled for, that of the
+        mesh in context (`jax.sharding.use_abstract_mesh`; the trainer traces its programs under
+        its mesh, whose devices may be compile-only TPUs on a CPU host), else the default
+        backend's."""
         if self.attention != "auto":
             return self.attention
-        kernel = ATTENTION_BY_PLATFORM.get(platform or jax.default_backend(), EINSUM)
+        kernel = ATTENTION_BY_PLATFORM.get(platform or _target_platform(), EINSUM)
         # cuDNN's flash attention runs in 16-bit types only; float32 models keep the einsums.
         return EINSUM if kernel == CUDNN and self.dtype != "bfloat16" else kernel
-
-    def for_platform(self, platform: str) -> RuntimeConfig:
-        """This config with `attention` resolved for programs compiled for `platform`."""
-        return dataclasses.replace(self, attention=self.attention_kernel(platform))
 
     @property
     def banded(self) -> bool | None:

@@ -55,8 +55,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.pooling = "mean"           # mean, first, last, attention
     c.model.remat = "matmuls"          # what the backward pass recomputes: none, matmuls or full
     # Attention implementation (model/config.py ATTENTION): "auto" follows the platform of the
-    # devices the trainer compiles for (splash on TPU, cuDNN on GPU in bfloat16, einsum on CPU);
-    # or force "einsum", "splash" or "cudnn".
+    # mesh's devices (splash on TPU, cuDNN on a GPU in bfloat16, einsum on CPU); or force
+    # "einsum", "splash" or "cudnn".
     c.model.attention = "auto"
     # Where the encoder starts (training/initialisation.py): "random", "embedder" (an Orbax or
     # sentence-transformers embedding checkpoint), "decoder" (a Gemma 3 decoder: GGUF, Hugging Face
@@ -183,16 +183,13 @@ def model_config(config: ml_collections.ConfigDict) -> EmbedderConfig:
         raise ConfigError(f"model.{e} (model.preset={m.preset!r})") from e
 
 
-def runtime_config(config: ml_collections.ConfigDict, platform: str | None = None) -> RuntimeConfig:
-    """How the model runs: `model.dtype`, `model.param_dtype`, `model.remat` and `model.attention`,
-    "auto" resolved for programs compiled for `platform` (a Device's `.platform`) when given."""
+def runtime_config(config: ml_collections.ConfigDict) -> RuntimeConfig:
+    """How the model runs: `model.dtype`, `model.param_dtype`, `model.remat` and `model.attention`."""
     m = config.model
     try:
-        runtime = RuntimeConfig(dtype=m.dtype, param_dtype=m.param_dtype, remat=m.remat,
-                                attention=m.attention)
+        return RuntimeConfig(dtype=m.dtype, param_dtype=m.param_dtype, remat=m.remat, attention=m.attention)
     except ValueError as e:
         raise ConfigError(f"model.{e}") from e
-    return runtime if platform is None else runtime.for_platform(platform)
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:

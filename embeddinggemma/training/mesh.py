@@ -56,8 +56,9 @@ def batch_sharding(mesh: Mesh, rules: Rules, ndim: int) -> NamedSharding:
 
 @contextlib.contextmanager
 def tracing_under(mesh: Mesh, rules: Rules) -> Iterator[None]:
-    """Traces a jitted program's body with the mesh and the logical rules in context, for what the
-    model places per device itself (a TPU attention kernel runs on each device's batch shard,
-    model/attention_kernels.py)."""
+    """Traces a jitted program's body with the mesh and the logical rules in context: the model's
+    attention follows the platform of the mesh's devices (`RuntimeConfig.attention_kernel`, so
+    compile-only TPU devices on a CPU host get the TPU kernel), and a TPU kernel runs on each
+    device's batch shard (model/attention_kernels.py)."""
     with jax.sharding.use_abstract_mesh(mesh.abstract_mesh), nn.logical_axis_rules([tuple(r) for r in rules]):
         yield

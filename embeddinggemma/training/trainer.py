@@ -101,9 +101,7 @@ def assemble_trainer(config: ml_collections.ConfigDict, *, objective: Objective 
     rules = tuple(tuple(rule) for rule in config.mesh.rules)
     mesh = make_mesh(config.mesh.axes, config.mesh.shape, devices)
     model_cfg = model_config(config)
-    # The one place a trainer builds its model; its attention follows the devices it compiles for
-    # (compile-only TPU devices on a CPU host get the TPU kernel).
-    model = EmbeddingModel(model_cfg, runtime_config(config, mesh.devices.flat[0].platform))
+    model = EmbeddingModel(model_cfg, runtime_config(config))  # the one place a trainer builds its model
     init_boxed = init_params or functools.partial(init_boxed_params, model, config.loss.teacher_dim)
     abstract_boxed = jax.eval_shape(init_boxed, jax.random.PRNGKey(0))
     # The weight-decay mask follows each parameter's logical axes (see model/layout.py).

@@ -109,7 +109,12 @@ def test_the_implementation_follows_the_platform():
     assert [bf16.attention_kernel(p) for p in platforms] == [SPLASH, CUDNN, CUDNN, EINSUM]
     assert RuntimeConfig(attention="einsum").attention_kernel("tpu") == EINSUM
     assert RuntimeConfig(attention="splash").attention_kernel("cpu") == SPLASH
-    assert RuntimeConfig().for_platform("tpu").attention == SPLASH
+    # Unnamed, the platform is the mesh's in context (the trainer traces under its mesh), else
+    # the default backend's.
+    assert RuntimeConfig().attention_kernel() == EINSUM
+    tpu = jax.sharding.AbstractDevice(device_kind="TPU v5 lite", num_cores=None, platform="tpu")
+    with jax.sharding.use_abstract_mesh(jax.sharding.AbstractMesh((1,), ("data",), abstract_device=tpu)):
+        assert RuntimeConfig().attention_kernel() == SPLASH
     with pytest.raises(ValueError, match="attention='cudnn' needs dtype='bfloat16'"):
         RuntimeConfig(attention="cudnn")
     with pytest.raises(ValueError, match="attention='flash' is not one of"):
