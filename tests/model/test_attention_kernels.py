@@ -187,6 +187,7 @@ def test_encoder_decoder_through_splash_matches_the_default_path():
     np.testing.assert_allclose(logits["splash"][real], logits["default"][real], atol=2e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_splash_runs_per_batch_shard_under_a_mesh():
     """Under a mesh and logical rules (as the trainer traces the model) the kernel runs per device
     on its batch shard (shard_map), with the same result."""
