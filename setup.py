@@ -4,7 +4,7 @@ Lower bounds are the versions this code was tested with. torch stays out of the 
 dependencies: only the `reference` (golden files, benchmarks) and `eval` extras need it.
 """
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 RUNTIME = [
     "jax>=0.10.2",
@@ -43,7 +43,12 @@ setup(
     version="0.1.0",
     description="JAX/Flax reproduction of the EmbeddingGemma training recipe and model.",
     python_requires=">=3.11",
-    packages=find_packages(include=["embeddinggemma", "embeddinggemma.*"]),
+    # find_namespace_packages: a folder without __init__.py is still shipped (find_packages once
+    # left training/ out of the wheel); CI installs the wheel and imports every module.
+    packages=find_namespace_packages(include=["embeddinggemma", "embeddinggemma.*"],
+                                     exclude=["*.__pycache__"]),
+    package_data={"embeddinggemma": ["data/corpus/*.lock", "checkpoint/templates/*.md"]},
+    entry_points={"console_scripts": ["embeddinggemma = embeddinggemma.cli:console_main"]},
     install_requires=RUNTIME,
     extras_require={
         # tensorboard reads the event files back.

@@ -14,17 +14,18 @@ rename. Sibling partials left by a killed builder are recognised by their mark a
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
+from embeddinggemma.errors import NotOurDirectoryError
+
 PARTIAL_MARK = ".embeddinggemma-partial"
-
-
-class NotOurDirectoryError(FileExistsError):
-    """A directory that holds files of somebody else's, which a builder refuses to touch."""
 
 
 def check_target(target: str | Path, marker: str, what: str) -> Path:
@@ -133,3 +134,10 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
     with atomic_file(path) as tmp:
         tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
     return Path(path)
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """Writes the numpy `array` as a .npy file, atomically: `path` keeps its old content if this fails."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomic_write(path, buffer.getvalue())

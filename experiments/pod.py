@@ -4,11 +4,9 @@ lines are printed. What needs the pod's files (checkpoints, corpora) is not open
 
 from __future__ import annotations
 
-import functools
-
 import jax
 
-from experiments.grid import Ablation, Adapt, Context, Train, check_cells
+from experiments.grid import Ablation, Context, Train, check_cells
 from experiments.stages import Paths, train_overrides
 
 
@@ -18,8 +16,8 @@ def check_pod_cells(ablation: Ablation, context: Context) -> dict[str, int]:
     Raises:
       ConfigError naming the cell, the stage and the field.
     """
-    from embeddinggemma.model import embedder, encoder_decoder
-    from embeddinggemma.training.config import ConfigError, model_config, runtime_config, validate_config
+    from embeddinggemma.errors import ConfigError
+    from embeddinggemma.training.config import stage_config_module, validate_config
     from embeddinggemma.training.config_files import load_config
 
     cells = ablation.cells(context)
@@ -37,11 +35,6 @@ def check_pod_cells(ablation: Ablation, context: Context) -> dict[str, int]:
                 validate_config(config)
             except ConfigError as e:
                 raise ConfigError(f"{where}: {e}") from e
-            model, runtime = model_config(config), runtime_config(config)
-            if isinstance(stage, Adapt):
-                init = functools.partial(encoder_decoder.init_params, model.transformer, runtime=runtime)
-            else:
-                init = functools.partial(embedder.init_params, model, runtime=runtime)
-            shapes = jax.eval_shape(init, jax.random.PRNGKey(0))
+            shapes = stage_config_module(config.stage).abstract_params(config)
             counts[f"{cell.name}/{stage.name}"] = sum(x.size for x in jax.tree.leaves(shapes))
     return counts

@@ -2,13 +2,8 @@ import os
 
 import pytest
 
-from embeddinggemma.atomic import (
-    PARTIAL_MARK,
-    NotOurDirectoryError,
-    atomic_directory,
-    atomic_write,
-    new_partial,
-)
+from embeddinggemma.atomic import PARTIAL_MARK, atomic_directory, atomic_write, new_partial
+from embeddinggemma.errors import NotOurDirectoryError
 
 MARKER = "manifest.json"
 

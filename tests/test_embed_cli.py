@@ -4,9 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embeddinggemma import atomic, embed
+from embeddinggemma import atomic
 from embeddinggemma.checkpoint.orbax_io import save_orbax
-from embeddinggemma.embed import main
+from embeddinggemma.cli.embed import main
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 
 GOLDEN = Path(__file__).parent / "golden" / "embeddinggemma_300m"
@@ -73,7 +73,7 @@ def _fail_to_rename(source, target):
     raise OSError(28, "No space left on device")
 
 
-@pytest.mark.parametrize("where, replacement", [(embed.np, ("save", _save_half_then_fail)),
+@pytest.mark.parametrize("where, replacement", [(atomic.np, ("save", _save_half_then_fail)),
                                                 (atomic.os, ("replace", _fail_to_rename))])
 def test_a_failed_write_keeps_the_old_output_and_leaves_no_partial_file(ckpt, tmp_path, monkeypatch, capsys,
                                                                         where, replacement):

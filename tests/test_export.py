@@ -12,7 +12,7 @@ import pytest
 from embeddinggemma import Embedder
 from embeddinggemma.checkpoint.loading import load_checkpoint
 from embeddinggemma.checkpoint.orbax_io import save_orbax
-from embeddinggemma.export import export, main
+from embeddinggemma.cli.export import export, main
 from embeddinggemma.tokenizer import Tokenizer as SentencePieceTokenizer
 from tests.souping.conftest import perturbed
 
@@ -88,7 +88,7 @@ def test_a_refused_export_leaves_nothing(tmp_path, tiny_config, tiny_params, tin
 def test_sentence_transformers_embeds_an_exported_soup_as_we_do(tmp_path, tiny_config, tiny_params,
                                                                  tiny_tokenizer_path):
     SentenceTransformer = pytest.importorskip("sentence_transformers").SentenceTransformer
-    from embeddinggemma.soup import main as soup
+    from embeddinggemma.cli.soup import main as soup
 
     ingredients = [save_orbax(tmp_path / f"ingredient{seed}", tiny_config, perturbed(tiny_params, seed),
                               tiny_tokenizer_path, PROMPTS) for seed in (1, 2)]

@@ -1,4 +1,4 @@
-"""`python -m embeddinggemma.quantize`: a checkpoint stored as codes and scales, loaded back by
+"""`python -m embeddinggemma quantize`: a checkpoint stored as codes and scales, loaded back by
 `Embedder.load` to exactly the fake-quantised weights, and bad input named."""
 
 import json
@@ -11,10 +11,10 @@ import pytest
 from embeddinggemma.api import Embedder
 from embeddinggemma.checkpoint.loading import load_checkpoint
 from embeddinggemma.checkpoint.orbax_io import save_orbax
+from embeddinggemma.cli.quantize import main
 from embeddinggemma.model.layout import embedder_layout
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 from embeddinggemma.quantization import quantize_params
-from embeddinggemma.quantize import main
 
 
 @pytest.fixture

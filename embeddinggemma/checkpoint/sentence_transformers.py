@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import string
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from embeddinggemma.atomic import atomic_directory, refuse_replacing
+from embeddinggemma.checkpoint.hf_config import embedder_to_hf_config, transformer_from_hf_config
 from embeddinggemma.checkpoint.hf_gemma3 import (
     check_hf_tensors,
     transformer_leaf_from_hf,
@@ -36,7 +38,7 @@ from embeddinggemma.checkpoint.hf_tokenizer import (
     special_pieces,
 )
 from embeddinggemma.files import read_json, require_file
-from embeddinggemma.model.config import EmbedderConfig, TransformerConfig
+from embeddinggemma.model.config import EmbedderConfig
 from embeddinggemma.prompts import DEFAULT_PROMPTS, load_prompts
 
 _POOLING_MODES = {
@@ -159,7 +161,7 @@ class SentenceTransformersReader:
             raise ValueError(f"{model_dir / 'modules.json'}: expected Transformer, Pooling, Dense..., "
                              f"Normalize; found {kinds}.")
         transformer_dir = model_dir / modules[0]["path"]
-        transformer = TransformerConfig.from_hf_config(_encoder_hf_config(transformer_dir / "config.json"))
+        transformer = transformer_from_hf_config(_encoder_hf_config(transformer_dir / "config.json"))
         pooling = _pooling_mode(model_dir / modules[1]["path"])
         self.dense = [_dense_weight(model_dir / m["path"]) for m in modules[2:-1]]
         self.weights = SafetensorsReader(_require(transformer_dir / "model.safetensors"))
@@ -264,7 +266,7 @@ def export_sentence_transformers(directory: str | Path, config: EmbedderConfig, 
     special = special_pieces(read_model_proto(tokenizer_model))
     with atomic_directory(directory, EXPORT_METADATA_FILE, WHAT) as partial:
         save_file(weights, str(partial / "model.safetensors"), metadata={"format": "pt"})
-        _write_json(partial / "config.json", config.to_hf_config())
+        _write_json(partial / "config.json", embedder_to_hf_config(config))
         _write_json(partial / "sentence_bert_config.json",
                     {"max_seq_length": t.max_length, "do_lower_case": False})
         pooling = {key: False for key in _POOLING_MODES}
@@ -303,37 +305,18 @@ def export_sentence_transformers(directory: str | Path, config: EmbedderConfig, 
     return directory
 
 
+MODEL_CARD = Path(__file__).with_name("templates") / "model_card.md"  # string.Template placeholders
+
+
 def _model_card(config: EmbedderConfig, prompts: Mapping[str, str]) -> str:
-    """README.md: what the directory holds, its Matryoshka dims and prompts, and how to load it."""
-    dims = ", ".join(str(d) for d in config.matryoshka_dims)
-    widths = " -> ".join(str(d) for d in (config.transformer.embed_dim, *config.projection_dims))
-    rows = "\n".join(f"| `{name}` | `{prompt!r}` |" for name, prompt in sorted(prompts.items()))
-    return f"""---
-library_name: sentence-transformers
-pipeline_tag: sentence-similarity
-tags: [sentence-transformers, sentence-similarity, feature-extraction, embeddinggemma]
----
-
-# An EmbeddingGemma-style embedding model
-
-Exported by `python -m embeddinggemma.export`: a bidirectional Gemma 3 encoder
-({config.transformer.num_layers} layers, width {config.transformer.embed_dim}), {config.pooling} pooling,
-Dense {widths}, L2 normalisation.
-
-**Matryoshka dimensions**: {dims} (truncate, then re-normalise:
-`SentenceTransformer(path, truncate_dim={config.matryoshka_dims[-1]})`).
-
-```python
-from sentence_transformers import SentenceTransformer
-
-model = SentenceTransformer("path/to/this/directory")
-queries = model.encode(["Which planet is known as the Red Planet?"], prompt_name="query")
-```
-
-| prompt name | prompt |
-| --- | --- |
-{rows}
-"""
+    """README.md: what the directory holds, its Matryoshka dims and prompts, and how to load it
+    (templates/model_card.md filled in)."""
+    return string.Template(MODEL_CARD.read_text(encoding="utf-8")).substitute(
+        num_layers=config.transformer.num_layers, embed_dim=config.transformer.embed_dim,
+        pooling=config.pooling,
+        widths=" -> ".join(str(d) for d in (config.transformer.embed_dim, *config.projection_dims)),
+        dims=", ".join(str(d) for d in config.matryoshka_dims), smallest_dim=config.matryoshka_dims[-1],
+        prompt_rows="\n".join(f"| `{name}` | `{prompt!r}` |" for name, prompt in sorted(prompts.items())))
 
 
 def _dense_weights(config: EmbedderConfig, params: Mapping) -> list[np.ndarray]:

@@ -25,10 +25,11 @@ import numpy as np
 from embeddinggemma.data.config import validate_data_config
 from embeddinggemma.data.hashing import stable_seed
 from embeddinggemma.data.mixture import WeightedBatchSelection
-from embeddinggemma.data.records import Example, MalformedRecordError, RawRecord, Skipped, parse_example
+from embeddinggemma.data.records import Example, RawRecord, Skipped, parse_example
 from embeddinggemma.data.sources import open_source
 from embeddinggemma.data.teacher import TeacherEmbeddings, default_teacher_dir
 from embeddinggemma.data.transforms import BatchCollator
+from embeddinggemma.errors import MalformedRecordError
 from embeddinggemma.tokenizer import Tokenizer
 
 logger = logging.getLogger(__name__)

@@ -105,7 +105,7 @@ def _softmax(logits: jax.Array, mask: jax.Array, dtype: jnp.dtype) -> jax.Array:
 def _dense(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
     """Every query against every key, masked by a [B, T, S] array."""
     # Each group's queries are laid end to end on one axis X = G * T, so the score and value
-    # products are single large matrix products per (B, K) (~20% faster on CPU than keeping G apart).
+    # products are single large matrix products per (B, K) (faster on CPU than keeping G apart).
     B, K, G, T, H = q.shape
     S = k.shape[2]
     logits = jnp.einsum("BKXH,BKSH->BKXS", q.reshape(B, K, G * T, H), k).reshape(B, K, G, T, S)

@@ -19,11 +19,10 @@ import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
 from embeddinggemma.atomic import check_target, commit_partial, new_partial
-from embeddinggemma.checkpoint.orbax_io import METADATA_FILE, write_orbax_metadata
+from embeddinggemma.checkpoint.orbax_io import CHECKPOINTS_DIR, METADATA_FILE, write_orbax_metadata
 from embeddinggemma.model import EmbedderConfig
 from embeddinggemma.training.state import ENCODER
 
-CHECKPOINTS_DIR = "checkpoints"
 EXPORT_DIR = "export"
 
 

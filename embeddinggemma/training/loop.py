@@ -29,22 +29,15 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
+from embeddinggemma.errors import ConfigError, InputError, NonFiniteLossError
 from embeddinggemma.training.checkpoints import RunCheckpoints, abstract_like
-from embeddinggemma.training.config import ConfigError, validate_config, write_config
+from embeddinggemma.training.config import make_stage, validate_config, write_config
 from embeddinggemma.training.embedding_stage import EmbeddingStage
 from embeddinggemma.training.metrics import MetricsWriter
 from embeddinggemma.training.stage import Stage, start_from
 from embeddinggemma.training.step import Objective, ParamTransform
 
 logger = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite; the message names the step and the terms."""
-
-
-class InputError(ValueError):
-    """A run's input (corpus, teacher embeddings, checkpoint, tokenizer) that cannot be used."""
 
 
 @contextlib.contextmanager
@@ -77,9 +70,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, *, objective: 
           param_transform: ParamTransform | None = None, stage: Stage | None = None) -> RunSummary:
     """Trains to `config.train.num_steps`, resuming from the latest checkpoint in `workdir`.
 
-    `stage` defaults to the embedding stage, to which `objective` and `param_transform` go
-    (default: the configured embedding objective, untransformed parameters); a stage given
-    brings its own.
+    `stage` defaults to the one `config.stage` names (training/config.make_stage); `objective` and
+    `param_transform`, when given, go to the embedding stage (default: the configured embedding
+    objective, untransformed parameters); a stage given brings its own.
 
     Raises:
       ConfigError, InputError, MalformedRecordError, FileNotFoundError: the config or an input.
@@ -87,12 +80,16 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, *, objective: 
       NonFiniteLossError: the loss became NaN or infinite.
     """
     started = time.perf_counter()
-    if stage is None:
-        stage = EmbeddingStage(config, objective, param_transform)
-    elif objective is not None or param_transform is not None:
-        raise ValueError("objective and param_transform configure the default (embedding) stage; "
-                         "a stage given brings its own.")
     validate_config(config)
+    if stage is not None and (objective is not None or param_transform is not None):
+        raise ValueError("objective and param_transform configure the embedding stage; a stage given "
+                         "brings its own.")
+    if stage is None and (objective is not None or param_transform is not None):
+        if config.stage != "embedding":
+            raise ConfigError(f"stage={config.stage!r}: objective and param_transform are the embedding "
+                              "stage's.")
+        stage = EmbeddingStage(config, objective, param_transform)
+    stage = stage or make_stage(config)
     workdir = Path(workdir).expanduser().absolute()
     is_writer = jax.process_index() == 0
     if is_writer:

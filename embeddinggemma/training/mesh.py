@@ -11,7 +11,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from embeddinggemma.training.config import ConfigError
+from embeddinggemma.errors import ConfigError
 
 Rules = Sequence[tuple[str, str | tuple[str, ...] | None]]
 

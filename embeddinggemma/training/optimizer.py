@@ -8,7 +8,7 @@ import jax
 import ml_collections
 import optax
 
-from embeddinggemma.training.config import ConfigError
+from embeddinggemma.errors import ConfigError
 
 DECAYS = ("cosine", "linear", "constant")
 OPTIMIZERS = ("adamw", "adafactor")

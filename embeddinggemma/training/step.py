@@ -36,8 +36,8 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from embeddinggemma import cpu_kernels
+from embeddinggemma.errors import ConfigError
 from embeddinggemma.schema import ROLES
-from embeddinggemma.training.config import ConfigError
 from embeddinggemma.training.mesh import Rules, batch_sharding, tracing_under
 from embeddinggemma.training.objective import EmbeddingObjective, Metrics
 from embeddinggemma.training.state import ENCODER

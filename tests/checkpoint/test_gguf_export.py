@@ -11,7 +11,7 @@ import sentencepiece as spm
 from embeddinggemma.checkpoint.gguf_export import ARCHITECTURE, EXPORT_KEY, check_exportable, export_gguf
 from embeddinggemma.checkpoint.hf_gemma3 import transformer_to_hf
 from embeddinggemma.checkpoint.orbax_io import save_orbax
-from embeddinggemma.export import main
+from embeddinggemma.cli.export import main
 from embeddinggemma.model.config import layer_pattern
 from embeddinggemma.model.layout import embedder_layout
 from embeddinggemma.quantization import quantize_params

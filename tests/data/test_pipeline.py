@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from scipy.stats import chisquare
 
-from embeddinggemma.data import make_eval_batches, make_train_iterator
 from embeddinggemma.data.hashing import text_id
-from embeddinggemma.data.records import MalformedRecordError
+from embeddinggemma.data.pipeline import make_eval_batches, make_train_iterator
 from embeddinggemma.data.teacher import default_teacher_dir, write_teacher_embeddings
+from embeddinggemma.errors import MalformedRecordError
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 from tests.data.conftest import pair
 

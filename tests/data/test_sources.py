@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from embeddinggemma.data import dataset_config
+from embeddinggemma.data.config import dataset_config
 from embeddinggemma.data.jsonl import JsonLinesSource
 from embeddinggemma.data.sources import open_source
 

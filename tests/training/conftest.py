@@ -1,4 +1,4 @@
-"""Training-run fixtures: a runner for `python -m embeddinggemma.train` on the small real corpus
+"""Training-run fixtures: a runner for `python -m embeddinggemma train` on the small real corpus
 (tests/conftest.py)."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def train_command(small_corpus) -> Callable[..., list[str]]:
     """The command line of a small tiny-model run in `workdir` on the small corpus."""
 
     def command(workdir: Path, *overrides: str, steps: int = 8) -> list[str]:
-        return [sys.executable, "-m", "embeddinggemma.train",
+        return [sys.executable, "-m", "embeddinggemma", "train",
                 "--config", str(REPO / "configs/finetune.py:tiny"),
                 "--workdir", str(workdir), f"--config.data.corpus={small_corpus}",
                 f"--config.train.num_steps={steps}", *SMALL_RUN, *overrides]

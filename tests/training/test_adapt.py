@@ -14,14 +14,15 @@ import jax
 import numpy as np
 import pytest
 
+from embeddinggemma.checkpoint.encoder_decoder import SEQ2SEQ, load_adapted_encoder
 from embeddinggemma.checkpoint.orbax_io import restore_params_tree, save_orbax
-from embeddinggemma.data.ul2 import SENTINEL_IDS
+from embeddinggemma.data.ul2_config import SENTINEL_IDS
+from embeddinggemma.errors import ConfigError
 from embeddinggemma.model import Transformer, init_params, tiny
 from embeddinggemma.model.encoder_decoder import CROSS_FROM_SELF, encoder_transformer_params, from_decoder
 from embeddinggemma.model.layout import transformer_layout
-from embeddinggemma.training.config import ConfigError
 from embeddinggemma.training.config_files import load_config
-from embeddinggemma.training.denoising import SEQ2SEQ, DenoisingStage, load_adapted_encoder
+from embeddinggemma.training.denoising import DenoisingStage
 from embeddinggemma.training.embedding_stage import EmbeddingStage
 from embeddinggemma.training.loop import train
 from embeddinggemma.training.metrics import read_jsonl
@@ -105,7 +106,7 @@ def test_an_embedding_run_starts_from_the_adapted_encoder(straight_run, small_co
 @pytest.mark.slow  # two adapt commands in subprocesses
 def test_an_adaptation_killed_halfway_and_resumed_matches_the_uninterrupted_run(straight_run, small_corpus,
                                                                                 tmp_path):
-    command = [sys.executable, "-m", "embeddinggemma.adapt", "--config",
+    command = [sys.executable, "-m", "embeddinggemma", "adapt", "--config",
                str(REPO / "configs/ul2_adapt.py:tiny"), "--workdir", str(tmp_path / "killed"),
                *(f"--config.{o}" for o in _overrides(small_corpus))]
     process = subprocess.Popen(command, env=process_env(8), cwd=REPO, stdout=subprocess.DEVNULL,
@@ -180,10 +181,33 @@ def test_a_decoder_of_another_architecture_is_named_field_by_field(decoder_check
 
 
 def test_a_bad_ul2_field_is_exit_status_2_before_anything_is_written(tmp_path, capsys):
-    from embeddinggemma.adapt import main
+    from embeddinggemma.cli.adapt import main
 
     workdir = tmp_path / "run"
     assert main(["--config", str(REPO / "configs/ul2_adapt.py:tiny"), "--workdir", str(workdir),
                  "--config.ul2.denoisers.x_span3.noise_density=1.5"]) == 2
     assert "ul2.denoisers.x_span3.noise_density=1.5 must be in (0, 1)" in capsys.readouterr().err
     assert not workdir.exists()
+
+
+def test_the_adapt_command_refuses_an_embedding_config_and_names_the_stage(tmp_path, capsys):
+    from embeddinggemma.cli.adapt import main
+
+    workdir = tmp_path / "run"
+    assert main(["--config", str(REPO / "configs/finetune.py:tiny"), "--workdir", str(workdir)]) == 2
+    assert "stage='embedding'" in capsys.readouterr().err
+    assert not workdir.exists()
+
+
+def test_each_stage_owns_its_section_and_an_unknown_stage_is_named():
+    from embeddinggemma.training.config import base_config, validate_config
+    from embeddinggemma.training.config_files import load_config
+
+    adapt, finetune = load_config("ul2_adapt:tiny"), load_config("finetune:tiny")
+    assert ("ul2" in adapt, "loss" in adapt) == (True, False)
+    assert ("ul2" in finetune, "loss" in finetune) == (False, True)
+    with pytest.raises(ConfigError, match="stage='distill'"):
+        base_config("distill")
+    finetune.stage = "distill"
+    with pytest.raises(ConfigError, match="stage='distill'"):
+        validate_config(finetune)

@@ -6,14 +6,8 @@ from pathlib import Path
 import ml_collections
 import pytest
 
-from embeddinggemma.atomic import NotOurDirectoryError
-from embeddinggemma.training.config import (
-    ConfigError,
-    base_config,
-    sized_config,
-    validate_config,
-    write_config,
-)
+from embeddinggemma.errors import ConfigError, NotOurDirectoryError
+from embeddinggemma.training.config import base_config, sized_config, validate_config, write_config
 from embeddinggemma.training.config_files import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +40,7 @@ def test_base_config_is_locked():
 
 
 def _show(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "embeddinggemma.show_config", *args],
+    return subprocess.run([sys.executable, "-m", "embeddinggemma", "show_config", *args],
                           capture_output=True, text=True, cwd=cwd, timeout=120)
 
 

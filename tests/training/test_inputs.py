@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from embeddinggemma.atomic import NotOurDirectoryError
+from embeddinggemma.errors import NotOurDirectoryError
 from embeddinggemma.training.inputs import corpus_tokenizer, ensure_corpus
 from tests.training.conftest import REPO, run
 
@@ -39,7 +39,7 @@ def test_the_tokenizer_is_cached_only_in_a_corpus(notes_dir):
 
 def test_training_on_a_directory_that_is_not_a_corpus_fails_before_training(tmp_path, notes_dir):
     workdir = tmp_path / "run"
-    result = run([sys.executable, "-m", "embeddinggemma.train", "--config",
+    result = run([sys.executable, "-m", "embeddinggemma", "train", "--config",
                   str(REPO / "configs/finetune.py:tiny"), "--workdir", str(workdir),
                   f"--config.data.corpus={notes_dir}", "--config.train.num_steps=2"])
     assert result.returncode != 0 and f"{notes_dir} is not empty and holds no manifest.json" in result.stderr

@@ -102,8 +102,9 @@ def test_a_nan_loss_stops_the_run_naming_step_and_term_and_keeps_the_last_good_c
     # The same run continued to step 8 with a spread-out term that turns NaN: in process, so the
     # objective can be injected; the config is parsed from the same command line. It resumes
     # on 8 devices what was saved on 1: Orbax reshards.
-    from embeddinggemma.train import parse_command_line
-    from embeddinggemma.training.loop import NonFiniteLossError, train
+    from embeddinggemma.cli.train import parse_command_line
+    from embeddinggemma.errors import NonFiniteLossError
+    from embeddinggemma.training.loop import train
     from embeddinggemma.training.objective import EmbeddingObjective, embedding_objective
 
     config, _ = parse_command_line(train_command(workdir, steps=8)[3:])

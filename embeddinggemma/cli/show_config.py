@@ -1,6 +1,6 @@
 """Command line: resolve a config file with overrides, check it, print it (and save it).
 
-    python -m embeddinggemma.show_config --config configs/finetune.py:tiny \\
+    python -m embeddinggemma show_config --config configs/finetune.py:tiny \\
         [--config.optimizer.learning_rate=3e-4 ...] [--workdir DIR]
 
 Any field can be overridden; a misspelt field is an error naming it. With --workdir the resolved
@@ -13,8 +13,8 @@ import sys
 
 from absl import flags
 
-from embeddinggemma.atomic import NotOurDirectoryError
-from embeddinggemma.training.config import ConfigError, validate_config, write_config
+from embeddinggemma.errors import ConfigError, NotOurDirectoryError
+from embeddinggemma.training.config import validate_config, write_config
 from embeddinggemma.training.config_files import config_from_command_line
 
 

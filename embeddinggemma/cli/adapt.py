@@ -1,12 +1,12 @@
 """Command line: UL2 adaptation of a decoder into an encoder-decoder, resuming from the work
 directory's latest checkpoint.
 
-    python -m embeddinggemma.adapt --config configs/ul2_adapt.py:tiny --workdir DIR \\
+    python -m embeddinggemma adapt --config configs/ul2_adapt.py:tiny --workdir DIR \\
         [--config.model.init_checkpoint=DECODER --config.train.num_steps=200 ...]
 
 The same trainer assembly, loop, checkpoints, metrics, progress, several-host flags and exit
-statuses as `python -m embeddinggemma.train`, with the denoising stage (training/denoising.py).
-`DIR/export` holds the encoder-decoder; `training.denoising.load_adapted_encoder(DIR)` gives its
+statuses as `python -m embeddinggemma train`, with the denoising stage (training/denoising.py).
+`DIR/export` holds the encoder-decoder; `checkpoint.encoder_decoder.load_adapted_encoder(DIR)` gives its
 encoder to start an embedding model from.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from embeddinggemma.train import main as train_main
+from embeddinggemma.cli.train import main as train_main
 
 
 def _denoising_stage(config):
