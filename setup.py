@@ -56,6 +56,9 @@ setup(
         # compilation and Python, so two cores finish it sooner).
         "test": ["pytest>=8.0", "pytest-xdist>=3.8", "ruff>=0.6", "tensorboard>=2.21"],
         "reference": REFERENCE,
+        # The ONNX export (onnx) and its checks and benchmark (ONNX Runtime). jax2onnx is not used:
+        # 0.17 pins orbax-checkpoint<0.11.37, below RUNTIME's (README, "ONNX").
+        "onnx": ["onnx>=1.23.2", "onnxruntime>=1.32.0"],
         # mteb itself (the adapter and its test); it needs torch, so install torch==2.13.0 first.
         "eval": REFERENCE + ["mteb>=2.26"],
         # llama.cpp itself, compiled from source (22 min on 2 loaded cores), for

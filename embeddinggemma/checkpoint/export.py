@@ -7,6 +7,8 @@ sentence-transformers directory (the release, an earlier export). Formats:
   orbax                  this codebase's own layout (e.g. the release imported once, to load fast)
   gguf                   one file of llama.cpp's gemma-embedding architecture, its matrices in
                          `gguf_type` (q8_0 / q4_0 on this codebase's own quantisation grids)
+  onnx                   onnx/model*.onnx, tokenizer and configs as transformers.js and ONNX Runtime
+                         load them, the matrices in `onnx_type` (q8 / q4 on the same grids)
 
 Everything is checked before anything is written, and the output is built in a hidden sibling and
 renamed into place, so a refused or failed export leaves nothing. An existing output is refused
@@ -31,6 +33,10 @@ from embeddinggemma.checkpoint.gguf_export import (
     export_gguf,
 )
 from embeddinggemma.checkpoint.loading import LoadedCheckpoint, load_checkpoint
+from embeddinggemma.checkpoint.onnx_export import EXPORT_MARKER as ONNX_MARKER
+from embeddinggemma.checkpoint.onnx_export import ONNX_TYPES, export_onnx
+from embeddinggemma.checkpoint.onnx_export import SCHEME_OF_TYPE as ONNX_SCHEME_OF_TYPE
+from embeddinggemma.checkpoint.onnx_export import WHAT as ONNX_WHAT
 from embeddinggemma.checkpoint.orbax_io import METADATA_FILE, save_orbax
 from embeddinggemma.checkpoint.orbax_io import WHAT as ORBAX_WHAT
 from embeddinggemma.checkpoint.sentence_transformers import (
@@ -77,15 +83,28 @@ def _write_orbax(out: Path, ckpt: LoadedCheckpoint, overwrite: bool) -> Path:
     return save_orbax(out, ckpt.config, ckpt.params, ckpt.tokenizer_path, ckpt.prompts, overwrite=overwrite)
 
 
-def _write_gguf(out: Path, ckpt: LoadedCheckpoint, overwrite: bool, gguf_type: str = "f32") -> Path:
+def _check_grid(ckpt: LoadedCheckpoint, flag: str, value: str, types: tuple[str, ...],
+                scheme_of_type: dict[str, str]) -> None:
+    """Refuses to requantise a quantised checkpoint onto another grid: its float types and the type
+    of its own grid (which keeps its codes) are allowed."""
     held = ckpt.quantization
-    fits = [t for t in GGUF_TYPES if SCHEME_OF_TYPE.get(t, held) == held]  # float types, its own grid
-    if held is not None and gguf_type not in fits:
+    fits = [t for t in types if scheme_of_type.get(t, held) == held]  # float types, its own grid
+    if held is not None and value not in fits:
         # Requantised onto another grid, the weights would carry both errors under one type's name.
-        raise ValueError(f"The checkpoint is quantised ({held}) and --gguf-type {gguf_type} is "
-                         f"{SCHEME_OF_TYPE[gguf_type]}'s grid; export it as {' or '.join(fits)}, or "
+        raise ValueError(f"The checkpoint is quantised ({held}) and {flag} {value} is "
+                         f"{scheme_of_type[value]}'s grid; export it as {' or '.join(fits)}, or "
                          "export the float checkpoint it was made from.")
+
+
+def _write_gguf(out: Path, ckpt: LoadedCheckpoint, overwrite: bool, gguf_type: str = "f32") -> Path:
+    _check_grid(ckpt, "--gguf-type", gguf_type, GGUF_TYPES, SCHEME_OF_TYPE)
     return export_gguf(out, ckpt.config, ckpt.params, ckpt.tokenizer_path, gguf_type, overwrite=overwrite)
+
+
+def _write_onnx(out: Path, ckpt: LoadedCheckpoint, overwrite: bool, onnx_type: str = "f32") -> Path:
+    _check_grid(ckpt, "--onnx-type", onnx_type, ONNX_TYPES, ONNX_SCHEME_OF_TYPE)
+    return export_onnx(out, ckpt.config, ckpt.params, ckpt.tokenizer_path, ckpt.prompts, onnx_type,
+                       overwrite=overwrite)
 
 
 FORMATS: dict[str, ExportFormat] = {
@@ -93,6 +112,7 @@ FORMATS: dict[str, ExportFormat] = {
                                           _directory_check(EXPORT_METADATA_FILE, ST_WHAT)),
     "orbax": ExportFormat(_write_orbax, METADATA_FILE, _directory_check(METADATA_FILE, ORBAX_WHAT)),
     "gguf": ExportFormat(_write_gguf, EXPORT_KEY, check_gguf_out, ("gguf_type",)),
+    "onnx": ExportFormat(_write_onnx, ONNX_MARKER, _directory_check(ONNX_MARKER, ONNX_WHAT), ("onnx_type",)),
 }
 
 

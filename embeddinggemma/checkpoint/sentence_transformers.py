@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import string
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -31,13 +30,7 @@ from embeddinggemma.checkpoint.hf_gemma3 import (
     transformer_paths,
     transformer_to_hf,
 )
-from embeddinggemma.checkpoint.hf_tokenizer import (
-    TokenizerConversionError,
-    build_tokenizer,
-    first_difference,
-    read_model_proto,
-    special_pieces,
-)
+from embeddinggemma.checkpoint.hf_tokenizer import checked_tokenizer, write_tokenizer_files
 from embeddinggemma.errors import InputError
 from embeddinggemma.files import read_json, require_file
 from embeddinggemma.model.config import EmbedderConfig
@@ -273,14 +266,7 @@ def export_sentence_transformers(directory: str | Path, config: EmbedderConfig, 
     as_f32 = lambda w: np.ascontiguousarray(np.asarray(w, dtype=np.float32))  # noqa: E731
     weights = {k: as_f32(v) for k, v in transformer_to_hf(params["transformer"], t).items()}
     dense = _dense_weights(config, params)
-    hf_tokenizer = build_tokenizer(tokenizer_model)
-    difference = first_difference(hf_tokenizer, tokenizer_model)
-    if difference is not None:
-        text, expected, found = difference
-        raise TokenizerConversionError(
-            f"{tokenizer_model}: the Hugging Face tokenizer built from it gives {found} for {text!r}, "
-            f"SentencePiece {expected}; nothing was written.")
-    special = special_pieces(read_model_proto(tokenizer_model))
+    hf_tokenizer = checked_tokenizer(tokenizer_model)
     with atomic_directory(directory, EXPORT_METADATA_FILE, WHAT) as partial:
         save_file(weights, str(partial / "model.safetensors"), metadata={"format": "pt"})
         _write_json(partial / "config.json", embedder_to_hf_config(config))
@@ -308,14 +294,7 @@ def export_sentence_transformers(directory: str | Path, config: EmbedderConfig, 
             "default_prompt_name": None, "similarity_fn_name": "cosine",
             "matryoshka_dims": list(config.matryoshka_dims)})
 
-        shutil.copyfile(tokenizer_model, partial / "tokenizer.model")
-        hf_tokenizer.save(str(partial / "tokenizer.json"))
-        # Read as it is (not rebuilt around the vocabulary, as GemmaTokenizer would), and a text's
-        # own "<s>" or "<pad>" is spelt as characters, as SentencePiece spells it.
-        _write_json(partial / "tokenizer_config.json", {
-            "tokenizer_class": "PreTrainedTokenizerFast", "padding_side": "right",
-            "model_max_length": t.max_length, "split_special_tokens": True, **special})
-        _write_json(partial / "special_tokens_map.json", special)
+        write_tokenizer_files(partial, hf_tokenizer, tokenizer_model, t.max_length)
         (partial / "README.md").write_text(_model_card(config, prompts))
         _write_json(partial / EXPORT_METADATA_FILE, {
             "format_version": EXPORT_FORMAT_VERSION, "matryoshka_dims": list(config.matryoshka_dims)})

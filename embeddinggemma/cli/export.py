@@ -4,6 +4,8 @@
         [--overwrite]
     python -m embeddinggemma export --checkpoint DIR --out FILE.gguf --format gguf
         [--gguf-type f32|f16|q8_0|q4_0] [--overwrite]
+    python -m embeddinggemma export --checkpoint DIR --out DIR --format onnx
+        [--onnx-type f32|f16|q8|q4] [--overwrite]
 
 DIR is an Orbax checkpoint (a run's `export/`, a soup, `Embedder.save`) or a sentence-transformers
 directory (the release, an earlier export). Formats:
@@ -12,6 +14,8 @@ directory (the release, an earlier export). Formats:
   orbax                  this codebase's own layout (e.g. the release imported once, to load fast)
   gguf                   one file of llama.cpp's gemma-embedding architecture, its matrices in
                          --gguf-type (q8_0 / q4_0 on this codebase's own quantisation grids)
+  onnx                   onnx/model*.onnx, tokenizer and configs as transformers.js and ONNX Runtime
+                         load them, the matrices in --onnx-type (q8 / q4 on the same grids)
 
 Everything is checked before anything is written, and the directory is built in a hidden sibling
 and renamed into place, so a refused or failed export leaves nothing. An existing `--out` is
@@ -30,6 +34,7 @@ from pathlib import Path
 
 from embeddinggemma.checkpoint.export import FORMATS, export
 from embeddinggemma.checkpoint.gguf_export import GGUF_TYPES
+from embeddinggemma.checkpoint.onnx_export import ONNX_TYPES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,13 +50,17 @@ def _parser() -> argparse.ArgumentParser:
     gguf = parser.add_argument_group("--format gguf")
     gguf.add_argument("--gguf-type", choices=GGUF_TYPES, default=None,
                       help="the type of the matrices (vectors stay f32); default f32")
+    onnx = parser.add_argument_group("--format onnx")
+    onnx.add_argument("--onnx-type", choices=ONNX_TYPES, default=None,
+                      help="f32 (default), f16 (weights; float32 compute), q8 / q4 (int8-block / int4-block)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Only the options given: a format refuses one it does not take (export() names it).
-    options = {name: getattr(args, name) for name in ("gguf_type",) if getattr(args, name) is not None}
+    options = {name: getattr(args, name) for name in ("gguf_type", "onnx_type")
+               if getattr(args, name) is not None}
     try:
         out = export(args.checkpoint, args.out, args.format, args.overwrite, **options)
     except (OSError, ValueError) as e:

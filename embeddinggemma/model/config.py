@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 
 LOCAL = "local"
@@ -19,6 +20,15 @@ GLOBAL = "global"
 _ALLOWED_DTYPES = ("float32", "bfloat16")
 POOLING_MODES = ("mean", "first", "last", "attention")
 LOCAL_ATTENTION = {"auto": None, "dense": False, "banded": True}
+# How attention is computed, the one place the choice is made (RuntimeConfig.attention_kernel):
+#   einsum  XLA einsums: every score of global layers, local layers dense or banded (local_attention)
+#   splash  Pallas splash attention (TPU): local windows, causal or full global, padding by segments
+#   cudnn   jax.nn.dot_product_attention's cuDNN kernel (GPU, bfloat16): global layers and causal
+#           local windows; bidirectional local layers stay einsum (cuDNN has causal windows only)
+EINSUM, SPLASH, CUDNN = "einsum", "splash", "cudnn"
+ATTENTION = ("auto", EINSUM, SPLASH, CUDNN)
+# What "auto" resolves to on each platform (jax's platform names: a Device's `.platform`).
+ATTENTION_BY_PLATFORM = {"tpu": SPLASH, "gpu": CUDNN, "cuda": CUDNN}
 # What the backward pass keeps of each block's forward pass; the rest it recomputes.
 #   none     everything (the most memory)
 #   matmuls  the outputs of the products with weight matrices; the attention scores, norms and
@@ -47,6 +57,11 @@ def layer_pattern(num_layers: int, local_per_global: int) -> tuple[str, ...]:
     return tuple(GLOBAL if (i + 1) % period == 0 else LOCAL for i in range(num_layers))
 
 
+def _target_platform() -> str:
+    device = jax.sharding.get_abstract_mesh().abstract_device
+    return jax.default_backend() if device is None else device.platform
+
+
 @dataclasses.dataclass(frozen=True)
 class RuntimeConfig:
     """How a model runs, not what it is: models that differ only here share an architecture
@@ -58,12 +73,17 @@ class RuntimeConfig:
     `local_attention` is how local layers compute their scores: "dense" (all T x T, masked),
     "banded" (only the blocks near the diagonal, linear in T) or "auto" (banded where it is the
     cheaper, `masks.use_band`); the three agree to rounding.
+    `attention` is the implementation (`ATTENTION`): "auto" follows the platform the program is
+    compiled for (`attention_kernel`), or one is forced. `interpret` runs Pallas kernels in
+    interpret mode, so that the splash path runs (slowly) on a CPU: for tests only.
     """
 
     dtype: str = "float32"
     param_dtype: str = "float32"
     remat: str = "none"
     local_attention: str = "auto"
+    attention: str = "auto"
+    interpret: bool = False
 
     def __post_init__(self):
         check_dtype("dtype", self.dtype)
@@ -75,6 +95,23 @@ class RuntimeConfig:
         if self.local_attention not in LOCAL_ATTENTION:
             raise ValueError(f"local_attention={self.local_attention!r} is not one of "
                              f"{tuple(LOCAL_ATTENTION)}.")
+        if self.attention not in ATTENTION:
+            raise ValueError(f"attention={self.attention!r} is not one of {ATTENTION}.")
+        if self.attention == CUDNN and self.dtype != "bfloat16":
+            raise ValueError(f"attention='cudnn' needs dtype='bfloat16' (cuDNN's flash attention "
+                             f"has no {self.dtype} kernel); use 'einsum' or 'auto'.")
+
+    def attention_kernel(self, platform: str | None = None) -> str:
+        """The implementation (einsum, splash or cudnn) for programs compiled for `platform` (a
+        Device's `.platform`, e.g. "tpu"). None: the platform being compiled for, that of the
+        mesh in context (`jax.sharding.use_abstract_mesh`; the trainer traces its programs under
+        its mesh, whose devices may be compile-only TPUs on a CPU host), else the default
+        backend's."""
+        if self.attention != "auto":
+            return self.attention
+        kernel = ATTENTION_BY_PLATFORM.get(platform or _target_platform(), EINSUM)
+        # cuDNN's flash attention runs in 16-bit types only; float32 models keep the einsums.
+        return EINSUM if kernel == CUDNN and self.dtype != "bfloat16" else kernel
 
     @property
     def banded(self) -> bool | None:

@@ -87,6 +87,10 @@ def base_config(stage: str = "embedding") -> ml_collections.ConfigDict:
     c.model.param_dtype = "float32"    # master parameters (float32 with bfloat16 compute is usual)
     c.model.pooling = "mean"           # mean, first, last, attention
     c.model.remat = "matmuls"          # what the backward pass recomputes: none, matmuls or full
+    # Attention implementation (model/config.py ATTENTION): "auto" follows the platform of the
+    # mesh's devices (splash on TPU, cuDNN on a GPU in bfloat16, einsum on CPU); or force
+    # "einsum", "splash" or "cudnn".
+    c.model.attention = "auto"
     # Where the encoder starts (training/initialisation.py): "random", "embedder" (an Orbax or
     # sentence-transformers embedding checkpoint), "decoder" (a Gemma 3 decoder: GGUF, Hugging Face
     # directory or a decoder checkpoint, used bidirectionally, projection head fresh),
@@ -204,10 +208,10 @@ def preset_config(config: ml_collections.ConfigDict, **fields) -> EmbedderConfig
 
 
 def runtime_config(config: ml_collections.ConfigDict) -> RuntimeConfig:
-    """How the model runs: `model.dtype`, `model.param_dtype` and `model.remat`."""
+    """How the model runs: `model.dtype`, `model.param_dtype`, `model.remat` and `model.attention`."""
     m = config.model
     try:
-        return RuntimeConfig(dtype=m.dtype, param_dtype=m.param_dtype, remat=m.remat)
+        return RuntimeConfig(dtype=m.dtype, param_dtype=m.param_dtype, remat=m.remat, attention=m.attention)
     except ValueError as e:
         raise ConfigError(f"model.{e}") from e
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import flax.linen as nn
 import jax
@@ -69,3 +70,13 @@ def batch_sharding(mesh: Mesh, rules: Rules, ndim: int) -> NamedSharding:
     """Sharding of a batch array: the leading axis over the `batch` mesh axes."""
     spec = nn.logical_to_mesh_axes(("batch",) + (None,) * (ndim - 1), [tuple(r) for r in rules])
     return NamedSharding(mesh, PartitionSpec(*spec))
+
+
+@contextlib.contextmanager
+def tracing_under(mesh: Mesh, rules: Rules) -> Iterator[None]:
+    """Traces a jitted program's body with the mesh and the logical rules in context: the model's
+    attention follows the platform of the mesh's devices (`RuntimeConfig.attention_kernel`, so
+    compile-only TPU devices on a CPU host get the TPU kernel), and a TPU kernel runs on each
+    device's batch shard (model/attention_kernels.py)."""
+    with jax.sharding.use_abstract_mesh(mesh.abstract_mesh), nn.logical_axis_rules([tuple(r) for r in rules]):
+        yield

@@ -38,7 +38,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from embeddinggemma import cpu_kernels
 from embeddinggemma.errors import ConfigError
 from embeddinggemma.schema import ROLES
-from embeddinggemma.training.mesh import Rules, batch_sharding
+from embeddinggemma.training.mesh import Rules, batch_sharding, tracing_under
 from embeddinggemma.training.objective import EmbeddingObjective, Metrics
 from embeddinggemma.training.state import ENCODER
 
@@ -180,7 +180,8 @@ def make_train_step(loss_and_grads: LossAndGrads, tx: optax.GradientTransformati
     """
 
     def train_step(state, batch):
-        (loss, metrics), grads = loss_and_grads(state["params"], batch)
+        with tracing_under(mesh, rules):
+            (loss, metrics), grads = loss_and_grads(state["params"], batch)
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         metrics = {**metrics, "loss": loss, "learning_rate": schedule(state["step"]),

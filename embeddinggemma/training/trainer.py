@@ -37,7 +37,7 @@ from embeddinggemma.model.layout import param_layouts
 from embeddinggemma.quantization import straight_through
 from embeddinggemma.training.config import runtime_config
 from embeddinggemma.training.embedding_config import model_config
-from embeddinggemma.training.mesh import Rules, batch_sharding, make_mesh
+from embeddinggemma.training.mesh import Rules, batch_sharding, make_mesh, tracing_under
 from embeddinggemma.training.objective import embedding_objective
 from embeddinggemma.training.optimizer import make_optimizer
 from embeddinggemma.training.state import (
@@ -126,7 +126,12 @@ def assemble_trainer(config: ml_collections.ConfigDict, *, architecture: Embedde
                                          param_transform)
     train_step = make_train_step(loss_and_grads, tx, schedule, mesh, shardings, rules)
     replicated = NamedSharding(mesh, PartitionSpec())
-    embed_params = jax.jit(lambda params, tokens: embed(transform(params)[ENCODER], tokens),
+
+    def embed_params_traced(params, tokens):
+        with tracing_under(mesh, rules):
+            return embed(transform(params)[ENCODER], tokens)
+
+    embed_params = jax.jit(embed_params_traced,
                            out_shardings=replicated, compiler_options=cpu_kernels.compiler_options())
     return Trainer(config, model_cfg, mesh, rules, tx, schedule, shardings, init_boxed, loss_and_grads,
                    train_step, embed_params)
