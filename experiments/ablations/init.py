@@ -33,8 +33,8 @@ SETTINGS = {
                        "eval.every_steps": 0, "checkpoint.every_steps": 20},
                 evaluation=dict(tasks=None, max_length=128, dims=(640,))),
     "pod": dict(adapt_config="ul2_adapt:270m", train_config="finetune:300m",
-                model={"model.preset": "gemma3_270m", "loss.matryoshka_dims": (640, 512, 256, 128)},
-                adapt={}, train={},
+                model={"model.preset": "gemma3_270m"}, adapt={},
+                train={"loss.matryoshka_dims": (640, 512, 256, 128)},  # the embedding stage's section
                 evaluation=dict(tasks=None, max_length=512, dims=(640, 512, 256, 128))),
 }
 
