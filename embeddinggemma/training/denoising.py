@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -46,6 +47,7 @@ from embeddinggemma.tokenizer import Tokenizer
 from embeddinggemma.training.checkpoints import CHECKPOINTS_DIR, check_export_target, export_tree
 from embeddinggemma.training.config import ConfigError, model_config, runtime_config
 from embeddinggemma.training.inputs import HELDOUT_SPLIT, corpus_tokenizer, resolve_corpus
+from embeddinggemma.training.mesh import mesh_platform
 from embeddinggemma.training.stage import DataStream, Evaluator, Stage, first_process_first
 from embeddinggemma.training.trainer import Trainer, assemble_trainer
 
@@ -140,6 +142,35 @@ def denoising_objective(model: EncoderDecoder, pad_id: int, logits_chunk: int = 
     return objective
 
 
+def denoising_trainer(config: ml_collections.ConfigDict, transformer: TransformerConfig, pad_id: int,
+                      devices: Sequence[jax.Device] | None = None) -> Trainer:
+    """The adaptation's trainer over `devices` (default: all): the encoder-decoder of `transformer`
+    (both halves), random parameters under `SEQ2SEQ`, the denoising objective of `pad_id`."""
+    model = EncoderDecoder(transformer, runtime_config(config))
+
+    def init_boxed(rng):
+        tokens = jnp.ones((1, 4), jnp.int32)
+        return {SEQ2SEQ: model.init(rng, tokens, tokens)["params"]}
+
+    objective = denoising_objective(model, pad_id, config.ul2.logits_chunk)
+    return assemble_trainer(config, objective=objective, init_params=init_boxed, devices=devices)
+
+
+def heldout_sums(config: ml_collections.ConfigDict, transformer: TransformerConfig, pad_id: int,
+                 num_denoisers: int, platform: str | None = None) -> Callable:
+    """The held-out evaluation's program, jitted for `platform` (default: JAX's default backend):
+    `(params, batch) -> [summed NLL, target tokens, correct tokens]`, each [num_denoisers] float32,
+    summed per denoiser (`batch["denoiser"]`) over a UL2 batch (data/ul2.BATCH_KEYS)."""
+    model = EncoderDecoder(transformer, runtime_config(config))
+
+    @functools.partial(jax.jit, compiler_options=cpu_kernels.compiler_options(platform))
+    def sums(params, batch):
+        per_example = batch_statistics(model, params[SEQ2SEQ], batch, pad_id, config.ul2.logits_chunk)
+        return [jax.ops.segment_sum(x, batch["denoiser"], num_denoisers) for x in per_example]
+
+    return sums
+
+
 class DenoisingStage(Stage):
     """The adapt command's stage (see the module docstring); config: configs/ul2_adapt.py."""
 
@@ -182,14 +213,7 @@ class DenoisingStage(Stage):
             write_encoder_decoder_metadata(workdir, self.transformer, self.tokenizer_path)
 
     def assemble(self) -> Trainer:
-        model = EncoderDecoder(self.transformer, runtime_config(self.config))
-
-        def init_boxed(rng):
-            tokens = jnp.ones((1, 4), jnp.int32)
-            return {SEQ2SEQ: model.init(rng, tokens, tokens)["params"]}
-
-        objective = denoising_objective(model, self.tokenizer.pad_id, self.config.ul2.logits_chunk)
-        return assemble_trainer(self.config, objective=objective, init_params=init_boxed)
+        return denoising_trainer(self.config, self.transformer, self.tokenizer.pad_id)
 
     def initial_params(self, trainer: Trainer, state: Mapping) -> Mapping | None:
         if self.start is None:
@@ -210,13 +234,8 @@ class DenoisingStage(Stage):
         batches = ul2.heldout_batches(documents, c, self.tokenizer, batch_size=self.config.eval.batch_size,
                                       seed=self.config.seed)
         names = ul2.denoiser_names(c)
-        model = EncoderDecoder(self.transformer, runtime_config(self.config))
-        pad_id = self.tokenizer.pad_id
-
-        @functools.partial(jax.jit, compiler_options=cpu_kernels.compiler_options())
-        def sums(params, batch):
-            per_example = batch_statistics(model, params[SEQ2SEQ], batch, pad_id, c.logits_chunk)
-            return [jax.ops.segment_sum(x, batch["denoiser"], len(names)) for x in per_example]
+        sums = heldout_sums(self.config, self.transformer, self.tokenizer.pad_id, len(names),
+                            mesh_platform(trainer.mesh))
 
         def evaluate(params):
             # Every host passes the whole held-out batch: the global batch holds each example once

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import flax.linen as nn
 import jax
@@ -47,7 +48,22 @@ def logical_sharding(tree, mesh: Mesh, rules: Rules):
     return nn.logical_to_mesh_sharding(specs, mesh, [tuple(r) for r in rules])
 
 
+@contextlib.contextmanager
+def activation_sharding(mesh: Mesh, rules: Rules) -> Iterator[None]:
+    """Within it, what a program traces lays out its activations' logical axes
+    (`model.layers.constrain`) on `mesh` by `rules`: enter it inside a jitted function, so that
+    FSDP gathers each layer's weights instead of splitting the activations' width."""
+    with jax.sharding.use_abstract_mesh(mesh.abstract_mesh), nn.logical_axis_rules([tuple(r) for r in rules]):
+        yield
+
+
 def batch_sharding(mesh: Mesh, rules: Rules, ndim: int) -> NamedSharding:
     """Sharding of a batch array: the leading axis over the `batch` mesh axes."""
     spec = nn.logical_to_mesh_axes(("batch",) + (None,) * (ndim - 1), [tuple(r) for r in rules])
     return NamedSharding(mesh, PartitionSpec(*spec))
+
+
+def mesh_platform(mesh: Mesh) -> str:
+    """The platform the mesh's devices are ("cpu", "gpu", "tpu"): what its programs compile for,
+    which is not the default backend when the devices are a TPU slice's compile-only ones."""
+    return mesh.devices.flat[0].platform

@@ -38,7 +38,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from embeddinggemma import cpu_kernels
 from embeddinggemma.schema import ROLES
 from embeddinggemma.training.config import ConfigError
-from embeddinggemma.training.mesh import Rules, batch_sharding
+from embeddinggemma.training.mesh import Rules, activation_sharding, batch_sharding, mesh_platform
 from embeddinggemma.training.objective import EmbeddingObjective, Metrics
 from embeddinggemma.training.state import ENCODER
 
@@ -180,7 +180,8 @@ def make_train_step(loss_and_grads: LossAndGrads, tx: optax.GradientTransformati
     """
 
     def train_step(state, batch):
-        (loss, metrics), grads = loss_and_grads(state["params"], batch)
+        with activation_sharding(mesh, rules):
+            (loss, metrics), grads = loss_and_grads(state["params"], batch)
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         metrics = {**metrics, "loss": loss, "learning_rate": schedule(state["step"]),
@@ -192,4 +193,4 @@ def make_train_step(loss_and_grads: LossAndGrads, tx: optax.GradientTransformati
     replicated = NamedSharding(mesh, PartitionSpec())
     return jax.jit(train_step, in_shardings=(state_shardings, batch_in),
                    out_shardings=(state_shardings, replicated), donate_argnums=0,
-                   compiler_options=cpu_kernels.compiler_options())
+                   compiler_options=cpu_kernels.compiler_options(mesh_platform(mesh)))
