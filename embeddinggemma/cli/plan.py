@@ -21,11 +21,11 @@ from embeddinggemma.training.config import ConfigError
 from embeddinggemma.training.config_files import config_from_command_line
 
 DOES_NOT_FIT = 4
-GiB = 2 ** 30
 
 
 def _gib(n: float) -> str:
-    return f"{n / GiB:.2f} GiB"
+    """Bytes in GiB, or MiB below one GiB."""
+    return f"{n / 2 ** 30:.2f} GiB" if abs(n) >= 2 ** 30 else f"{n / 2 ** 20:.2f} MiB"
 
 
 def format_report(report: dict) -> str:
@@ -39,7 +39,7 @@ def format_report(report: dict) -> str:
              f"{_gib(chip['optimizer_bytes'])}, temporaries {_gib(chip['temp_bytes'])}, output "
              f"{_gib(chip['output_bytes'])}, aliased {_gib(chip['alias_bytes'])}",
              f"  model FLOPs / step  {report['model_flops_per_step']:.3e}; step "
-             + ", ".join(f"{s:.3f} s at {mfu} MFU" for mfu, s in report["step_seconds"].items()),
+             + ", ".join(f"{s:.3g} s at {mfu} MFU" for mfu, s in report["step_seconds"].items()),
              "  attention           " + ", ".join(f"{k}: {v}" for k, v in report["attention"].items()),
              "  collectives         kind                 in program  per step  bytes/step"]
     for kind, c in report["collectives"].items():
