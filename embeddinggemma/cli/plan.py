@@ -37,14 +37,17 @@ def format_report(report: dict) -> str:
              f"{_gib(chip['hbm_bytes'])} per chip, headroom {_gib(chip['headroom_bytes'])}",
              f"  per chip            parameters {_gib(chip['parameter_bytes'])}, optimiser "
              f"{_gib(chip['optimizer_bytes'])}, temporaries {_gib(chip['temp_bytes'])}, output "
-             f"{_gib(chip['output_bytes'])}, aliased {_gib(chip['alias_bytes'])}",
+             f"{_gib(chip.get('output_bytes', 0))}, aliased {_gib(chip.get('alias_bytes', 0))}",
              f"  model FLOPs / step  {report['model_flops_per_step']:.3e}; step "
-             + ", ".join(f"{s:.3g} s at {mfu} MFU" for mfu, s in report["step_seconds"].items()),
+             + ", ".join(f"{s:.3g} s at {mfu} MFU" for mfu, s in report.get("step_seconds", {}).items()),
              "  attention           " + ", ".join(f"{k}: {v}" for k, v in report["attention"].items()),
              "  collectives         kind                 in program  per step  bytes/step"]
     for kind, c in report["collectives"].items():
         lines.append(f"{'':22s}{kind:20s} {c['ops']:10d} {c['per_step']:9d}  {_gib(c['bytes_per_step'])}")
     for name, program in report["programs"].items():
+        if "refused" in program:
+            lines.append(f"  program {name:11s} refused by the compiler: {program['refused']}")
+            continue
         lines.append(f"  program {name:11s} compiled in {program['compile_seconds']:.1f} s, "
                      f"{_gib(program['memory']['total_bytes'])} per chip")
     if not report["fits"]:

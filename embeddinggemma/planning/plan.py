@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -137,6 +138,38 @@ def programs(config: ml_collections.ConfigDict, devices: Sequence[jax.Device]
     return trainer, [Program("train_step", trainer.train_step, (state, train_batch)), eval_program]
 
 
+def step_seconds(flops: float, tpu: Slice, mfu: float) -> dict[str, float]:
+    """{"100%": s, f"{mfu:.0%}": s}: a step of `flops` on all of the slice's chips at their bf16 peak."""
+    peak = tpu.chips * tpu.peak_bf16_flops
+    return {"100%": flops / peak, f"{mfu:.0%}": flops / (mfu * peak)}
+
+
+def _refused_report(config: ml_collections.ConfigDict, tpu: Slice, trainer: Trainer, state: dict,
+                    refused: dict, reports: dict, mfu: float) -> dict:
+    """The report of a config whose programs the compiler refused for want of HBM: what it says
+    they need (temporaries, with the state a lower bound of the total) and the largest values."""
+    name, worst = max(refused.items(), key=lambda item: item[1]["temp_bytes"])
+    parameters, optimizer = _shard_bytes(state["params"]), _shard_bytes(state["opt_state"])
+    total = worst["temp_bytes"] + parameters + optimizer
+    return {
+        "slice": tpu.name, "topology": tpu.topology, "chips": tpu.chips, "hbm_bytes": tpu.hbm_bytes,
+        "stage": "adapt" if is_adaptation(config) else "train",
+        "mesh": dict(zip(trainer.mesh.axis_names, map(int, trainer.mesh.devices.shape), strict=True)),
+        "fits": False,
+        "per_chip": {"parameter_bytes": parameters, "optimizer_bytes": optimizer,
+                     "temp_bytes": worst["temp_bytes"], "total_bytes": total, "hbm_bytes": tpu.hbm_bytes,
+                     "headroom_bytes": tpu.hbm_bytes - total},
+        "collectives": reports.get("train_step", {}).get("collectives", {}),
+        "model_flops_per_step": model_flops_per_step(config),
+        "step_seconds": step_seconds(model_flops_per_step(config), tpu, mfu),
+        "attention": {},
+        "programs": {**reports, **{k: {"refused": v["message"]} for k, v in refused.items()}},
+        "refused_by_compiler": name,
+        "largest_values": worst["largest_values"],
+        "remedies": list(REMEDIES),
+    }
+
+
 def _shard_bytes(tree) -> int:
     """Bytes one device holds of a tree of sharded ShapeDtypeStructs (the largest shard)."""
     return sum(math.prod(x.sharding.shard_shape(x.shape)) * np.dtype(x.dtype).itemsize
@@ -197,6 +230,20 @@ def compile_program(program: Program) -> tuple[jax.stages.Compiled, float]:
     return compiled, time.perf_counter() - started
 
 
+_TEMPORARIES = re.compile(r"HLO temporaries \(([\d.]+)([KMGT])\)")
+
+
+def out_of_memory(program: Program, message: str) -> dict:
+    """What is known of a program the TPU compiler refuses for want of HBM: `{"message",
+    "temp_bytes"` (the temporaries it says the program needs), `"largest_values"}`: the compiler
+    reports nothing more, so the values are the largest of the program before partitioning, at
+    their global shapes (all chips' shares together), which name what to shrink."""
+    needed = _TEMPORARIES.search(message)
+    temp = int(float(needed.group(1)) * 1024 ** "KMGT".index(needed.group(2)) * 1024) if needed else 0
+    unpartitioned = program.jitted.lower(*program.args).as_text(dialect="hlo")
+    return {"message": message, "temp_bytes": temp, "largest_values": hlo.largest_values(unpartitioned)}
+
+
 def memory(compiled: jax.stages.Compiled) -> dict[str, int]:
     """One chip's memory of a compiled program (XLA's memory analysis): arguments, output,
     aliases (outputs written into donated arguments, counted once), temporaries, code, total."""
@@ -221,7 +268,9 @@ def plan(config: ml_collections.ConfigDict, tpu: Slice, *, mfu: float = MFU,
       model_flops_per_step, step_seconds {"100%": s, "40%": s}
       attention {layer type: implementation}
       programs {name: {compile_seconds, memory, collectives, heaviest_collectives}}
-      largest_values (when it does not fit: the train step's largest values), remedies
+      largest_values (when it does not fit: the largest values of the program that needs the most
+          memory), remedies; when the compiler refuses a program for want of HBM, the totals are
+          what it says the program needs and `refused_by_compiler` names it
 
     `devices` defaults to the slice's compile-only devices (libtpu).
 
@@ -232,21 +281,28 @@ def plan(config: ml_collections.ConfigDict, tpu: Slice, *, mfu: float = MFU,
     devices = tpu.devices() if devices is None else devices
     trainer, to_compile = programs(config, devices)
     state = to_compile[0].args[0]
-    compiled, reports = {}, {}
+    compiled, reports, refused = {}, {}, {}
     for program in to_compile:
-        executable, seconds = compile_program(program)
+        try:
+            executable, seconds = compile_program(program)
+        except jax.errors.JaxRuntimeError as e:
+            if "RESOURCE_EXHAUSTED" not in str(e):
+                raise
+            refused[program.name] = out_of_memory(program, str(e))
+            continue
         compiled[program.name] = executable
         text = executable.as_text()
         reports[program.name] = {"compile_seconds": round(seconds, 1), "memory": memory(executable),
                                  "collectives": hlo.collectives(text),
                                  "heaviest_collectives": hlo.heaviest_collectives(text)}
+    if refused:  # the compiler's own verdict: not one of them fits
+        return _refused_report(config, tpu, trainer, state, refused, reports, mfu)
     train_text = compiled["train_step"].as_text()
     largest = max(reports.values(), key=lambda r: r["memory"]["total_bytes"])["memory"]
     per_chip = {"parameter_bytes": _shard_bytes(state["params"]),
                 "optimizer_bytes": _shard_bytes(state["opt_state"]), **largest,
                 "hbm_bytes": tpu.hbm_bytes, "headroom_bytes": tpu.hbm_bytes - largest["total_bytes"]}
     flops = model_flops_per_step(config)
-    peak = tpu.chips * tpu.peak_bf16_flops
     report = {
         "slice": tpu.name, "topology": tpu.topology, "chips": tpu.chips, "hbm_bytes": tpu.hbm_bytes,
         "stage": "adapt" if is_adaptation(config) else "train",
@@ -255,7 +311,7 @@ def plan(config: ml_collections.ConfigDict, tpu: Slice, *, mfu: float = MFU,
         "per_chip": per_chip,
         "collectives": reports["train_step"]["collectives"],
         "model_flops_per_step": flops,
-        "step_seconds": {"100%": flops / peak, f"{mfu:.0%}": flops / (mfu * peak)},
+        "step_seconds": step_seconds(flops, tpu, mfu),
         "attention": attention_kinds(config, train_text),
         "programs": reports,
     }
