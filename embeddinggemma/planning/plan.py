@@ -118,12 +118,12 @@ def programs(config: ml_collections.ConfigDict, devices: Sequence[jax.Device]
         trainer = denoising_trainer(config, transformer, transformer.pad_id, devices)
         evaluation = heldout_sums(config, transformer, transformer.pad_id, len(denoiser_names(config.ul2)),
                                   mesh_platform(trainer.mesh))
+        # Every host passes the whole held-out batch as its share of a global batch (training/denoising.py).
+        hosts = len({d.process_index for d in devices})
         eval_config = config.copy_and_resolve_references()
         with eval_config.unlocked():
-            eval_config.train.batch_size = config.eval.batch_size
-        replicated = NamedSharding(trainer.mesh, PartitionSpec())
-        # The held-out batches are host arrays, passed whole to every device.
-        eval_batch = {k: _abstract(shape, dtype, replicated)
+            eval_config.train.batch_size = config.eval.batch_size * hosts
+        eval_batch = {k: _abstract(shape, dtype, batch_sharding(trainer.mesh, trainer.rules, len(shape)))
                       for k, (shape, dtype) in batch_shapes(eval_config).items()}
         eval_program = Program("heldout_denoising", evaluation, (None, eval_batch))
     else:
