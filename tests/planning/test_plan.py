@@ -55,7 +55,8 @@ def test_tiny_finetune_fits_on_v5e_4_and_reports_every_field(tiny_plan):
     # The tiny mesh replicates the parameters: every chip holds all of them, in float32.
     from embeddinggemma.model import embedder
 
-    shapes = jax.eval_shape(functools.partial(embedder.init_params, model_config(config)), jax.random.PRNGKey(0))
+    init = functools.partial(embedder.init_params, model_config(config))
+    shapes = jax.eval_shape(init, jax.random.PRNGKey(0))
     assert chip["parameter_bytes"] == 4 * sum(math.prod(x.shape) for x in jax.tree.leaves(shapes))
     # adamw: two moments shaped like the parameters, plus a few scalars.
     assert 2 * chip["parameter_bytes"] <= chip["optimizer_bytes"] <= 2 * chip["parameter_bytes"] + 64
