@@ -115,3 +115,16 @@ def test_out_refuses_a_file_that_is_not_a_plan_report(tmp_path, capsys):
     assert main(["--config", "finetune:tiny", "--topology", "v5e-4", "--out", str(other)]) == 2
     assert other.read_text() == '{"mine": 1}'
     assert "is not a plan report" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_ul2_config_is_planned_as_the_adapt_command_runs_it():
+    config = load_config("ul2_adapt:tiny")
+    report = plan(config, get_slice("v5e-4"))
+    assert report["stage"] == "adapt" and report["fits"] is True
+    assert set(report["programs"]) == {"train_step", "heldout_denoising"}
+    assert report["collectives"]["all-reduce"]["per_step"] >= 1
+    # The tied logits of every decoder position are counted (3 x 2 x V x D each), besides the stacks.
+    c = model_config(config).transformer
+    logits = 3 * 2 * c.vocab_size * c.embed_dim * config.train.batch_size * (config.ul2.max_length + 1)
+    assert report["model_flops_per_step"] > logits
