@@ -49,7 +49,7 @@ from embeddinggemma.planning import hlo
 from embeddinggemma.planning.slices import Slice
 from embeddinggemma.schema import ROLES
 from embeddinggemma.training.config import model_config, validate_config
-from embeddinggemma.training.mesh import batch_sharding, mesh_platform
+from embeddinggemma.training.mesh import batch_sharding
 from embeddinggemma.training.trainer import Trainer, assemble_trainer
 
 MFU = 0.4  # the model FLOPs utilisation the report's step time assumes besides 100%
@@ -117,7 +117,7 @@ def programs(config: ml_collections.ConfigDict, devices: Sequence[jax.Device]
 
         trainer = denoising_trainer(config, transformer, transformer.pad_id, devices)
         evaluation = heldout_sums(config, transformer, transformer.pad_id, len(denoiser_names(config.ul2)),
-                                  mesh_platform(trainer.mesh))
+                                  trainer)
         # Every host passes the whole held-out batch as its share of a global batch (training/denoising.py).
         hosts = len({d.process_index for d in devices})
         eval_config = config.copy_and_resolve_references()

@@ -47,7 +47,7 @@ from embeddinggemma.tokenizer import Tokenizer
 from embeddinggemma.training.checkpoints import CHECKPOINTS_DIR, check_export_target, export_tree
 from embeddinggemma.training.config import ConfigError, model_config, runtime_config
 from embeddinggemma.training.inputs import HELDOUT_SPLIT, corpus_tokenizer, resolve_corpus
-from embeddinggemma.training.mesh import mesh_platform
+from embeddinggemma.training.mesh import activation_sharding, mesh_platform
 from embeddinggemma.training.stage import DataStream, Evaluator, Stage, first_process_first
 from embeddinggemma.training.trainer import Trainer, assemble_trainer
 
@@ -157,15 +157,17 @@ def denoising_trainer(config: ml_collections.ConfigDict, transformer: Transforme
 
 
 def heldout_sums(config: ml_collections.ConfigDict, transformer: TransformerConfig, pad_id: int,
-                 num_denoisers: int, platform: str | None = None) -> Callable:
-    """The held-out evaluation's program, jitted for `platform` (default: JAX's default backend):
-    `(params, batch) -> [summed NLL, target tokens, correct tokens]`, each [num_denoisers] float32,
-    summed per denoiser (`batch["denoiser"]`) over a UL2 batch (data/ul2.BATCH_KEYS)."""
+                 num_denoisers: int, trainer: Trainer) -> Callable:
+    """The held-out evaluation's program over the trainer's mesh (its activations laid out as the
+    train step's): `(params, batch) -> [summed NLL, target tokens, correct tokens]`, each
+    [num_denoisers] float32, summed per denoiser (`batch["denoiser"]`) over a UL2 batch
+    (data/ul2.BATCH_KEYS)."""
     model = EncoderDecoder(transformer, runtime_config(config))
 
-    @functools.partial(jax.jit, compiler_options=cpu_kernels.compiler_options(platform))
+    @functools.partial(jax.jit, compiler_options=cpu_kernels.compiler_options(mesh_platform(trainer.mesh)))
     def sums(params, batch):
-        per_example = batch_statistics(model, params[SEQ2SEQ], batch, pad_id, config.ul2.logits_chunk)
+        with activation_sharding(trainer.mesh, trainer.rules):
+            per_example = batch_statistics(model, params[SEQ2SEQ], batch, pad_id, config.ul2.logits_chunk)
         return [jax.ops.segment_sum(x, batch["denoiser"], num_denoisers) for x in per_example]
 
     return sums
@@ -234,8 +236,7 @@ class DenoisingStage(Stage):
         batches = ul2.heldout_batches(documents, c, self.tokenizer, batch_size=self.config.eval.batch_size,
                                       seed=self.config.seed)
         names = ul2.denoiser_names(c)
-        sums = heldout_sums(self.config, self.transformer, self.tokenizer.pad_id, len(names),
-                            mesh_platform(trainer.mesh))
+        sums = heldout_sums(self.config, self.transformer, self.tokenizer.pad_id, len(names), trainer)
 
         def evaluate(params):
             # Every host passes the whole held-out batch: the global batch holds each example once
