@@ -8,7 +8,11 @@ EVAL := $(VENV)/.eval-installed
 # pytest worker processes (pytest-xdist); each loads JAX and, in the release tests, a 300m model.
 TEST_WORKERS ?= 2
 
-.PHONY: install install-eval install-reference install-llama-cpp fetch demo model-card evaluate test test-fast bench lint golden clean
+JS := tests/js
+# transformers.js for the ONNX export's Node check (tests/checkpoint/test_onnx_export.py), where npm is.
+JS_DEPS := $(if $(shell command -v npm),js-deps)
+
+.PHONY: js-deps install install-eval install-reference install-llama-cpp fetch demo model-card evaluate test test-fast check-wheel bench lint golden clean
 
 install: $(INSTALLED)
 
@@ -32,34 +36,46 @@ install-llama-cpp: install
 
 $(EVAL): $(INSTALLED) setup.py
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[test,eval,tpu]'
+	$(PIP) install -q -e '.[test,eval,onnx,tpu]'
 	touch $@
 
+# onnxruntime-node bundles its CPU libraries; its install script would fetch CUDA ones from NuGet.
+js-deps: $(JS)/node_modules/.package-lock.json
+
+$(JS)/node_modules/.package-lock.json: $(JS)/package.json $(JS)/package-lock.json
+	cd $(JS) && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
+
 fetch: install
-	$(PY) -m embeddinggemma.fetch
+	$(PY) -m embeddinggemma fetch
 
 # Trains the tiny model on the small real corpus (built on first use) and evaluates it.
 demo: install
-	$(PY) -m embeddinggemma.demo
+	$(PY) -m embeddinggemma demo
 
 model-card: install
-	$(PY) -m embeddinggemma.model_card
+	$(PY) -m embeddinggemma model_card
 
 # The offline suite on the released checkpoint at every Matryoshka dimension.
 evaluate: install
-	$(PY) -m embeddinggemma.evaluate --checkpoint $$($(PY) -m embeddinggemma.fetch) --out runs/eval-release
+	$(PY) -m embeddinggemma evaluate --checkpoint $$($(PY) -m embeddinggemma fetch) --out runs/eval-release
 
 # Fetching first makes a network failure show plainly before the tests that need the weights.
-test: install-eval
-	$(PY) -m embeddinggemma.fetch > /dev/null
-	$(PY) -m embeddinggemma.fetch --artefact gemma3-270m-gguf > /dev/null
+test: install-eval $(JS_DEPS)
+	$(PY) -m embeddinggemma fetch > /dev/null
+	$(PY) -m embeddinggemma fetch --artefact gemma3-270m-gguf > /dev/null
 	$(PY) -m pytest -n $(TEST_WORKERS) tests
 
-test-fast: install-eval
-	$(PY) -m pytest -n $(TEST_WORKERS) -m "not release and not decoder" tests
+# Skips what needs the released weights or the GGUF, and what is marked slow.
+test-fast: install-eval $(JS_DEPS)
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not release and not decoder and not slow" tests
+
+# The wheel a user gets from `pip install .`, installed (not editable) with its runtime dependencies
+# into a fresh virtual environment: every module imports and every command's --help works.
+check-wheel: install
+	$(PY) scripts/check_wheel.py
 
 bench: install-eval
-	$(PY) -m embeddinggemma.fetch > /dev/null
+	$(PY) -m embeddinggemma fetch > /dev/null
 	$(PY) bench/run.py
 
 lint: install
@@ -71,4 +87,4 @@ golden: install-eval
 	$(PY) scripts/make_golden_decoder.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache $(JS)/node_modules

@@ -4,7 +4,7 @@ Lower bounds are the versions this code was tested with. torch stays out of the 
 dependencies: only the `reference` (golden files, benchmarks) and `eval` extras need it.
 """
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 RUNTIME = [
     "jax>=0.10.2",
@@ -43,7 +43,12 @@ setup(
     version="0.1.0",
     description="JAX/Flax reproduction of the EmbeddingGemma training recipe and model.",
     python_requires=">=3.11",
-    packages=find_packages(include=["embeddinggemma", "embeddinggemma.*"]),
+    # find_namespace_packages: a folder without __init__.py is still shipped (find_packages once
+    # left training/ out of the wheel); CI installs the wheel and imports every module.
+    packages=find_namespace_packages(include=["embeddinggemma", "embeddinggemma.*"],
+                                     exclude=["*.__pycache__"]),
+    package_data={"embeddinggemma": ["data/corpus/*.lock", "checkpoint/templates/*.md"]},
+    entry_points={"console_scripts": ["embeddinggemma = embeddinggemma.cli:console_main"]},
     install_requires=RUNTIME,
     extras_require={
         # tensorboard reads the event files back.
@@ -51,6 +56,9 @@ setup(
         # compilation and Python, so two cores finish it sooner).
         "test": ["pytest>=8.0", "pytest-xdist>=3.8", "ruff>=0.6", "tensorboard>=2.21"],
         "reference": REFERENCE,
+        # The ONNX export (onnx) and its checks and benchmark (ONNX Runtime). jax2onnx is not used:
+        # 0.17 pins orbax-checkpoint<0.11.37, below RUNTIME's (README, "ONNX").
+        "onnx": ["onnx>=1.23.2", "onnxruntime>=1.32.0"],
         # mteb itself (the adapter and its test); it needs torch, so install torch==2.13.0 first.
         "eval": REFERENCE + ["mteb>=2.26"],
         # libtpu, the TPU compiler and runtime: `python -m embeddinggemma plan` compiles for TPU slices

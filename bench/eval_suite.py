@@ -3,7 +3,7 @@
     .venv/bin/python bench/eval_suite.py [--model-dir DIR] [--tasks A,B] [--max-length 512]
 
 Runs every task of the suite (built on first use) with the released checkpoint through
-`embeddinggemma.evaluate`'s encoder, float32, nothing cached, at the four Matryoshka dimensions, and
+the evaluate command's encoder, float32, nothing cached, at the four Matryoshka dimensions, and
 records per task: seconds embedding, seconds scoring, texts and tokens embedded (prompt, BOS and
 EOS included, after truncation). Throughput is tokens / embedding seconds. Also records how long
 sentence-transformers took under mteb for the golden scores (tests/golden/eval_scores_*.json),
@@ -62,11 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", default=None)
     parser.add_argument("--max-length", type=int, default=512)
     args = parser.parse_args(argv)
+    from embeddinggemma.artefacts import fetch_release
     from embeddinggemma.evaluation.build import DEFAULT_SUITE_DIR
     from embeddinggemma.evaluation.encoders import EmbedderEncoder
     from embeddinggemma.evaluation.runner import evaluate_task
     from embeddinggemma.evaluation.tasks import ensure_suite, load_suite
-    from embeddinggemma.fetch import fetch_release
 
     model_dir = args.model_dir or fetch_release()
     tasks = load_suite(ensure_suite(DEFAULT_SUITE_DIR), args.tasks.split(",") if args.tasks else None)

@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     lengths = [int(n) for n in args.lengths.split(",")]
     model_dir = args.model_dir
     if model_dir is None:
-        from embeddinggemma.fetch import fetch_release
+        from embeddinggemma.artefacts import fetch_release
         model_dir = fetch_release()
     started = datetime.datetime.now()
     overall, idle_before = OtherLoad(), idle_check()

@@ -357,7 +357,7 @@ def run_embed(args: argparse.Namespace) -> None:
 
     model_dir = args.model_dir
     if model_dir is None:
-        from embeddinggemma.fetch import fetch_release
+        from embeddinggemma.artefacts import fetch_release
         model_dir = fetch_release()
     n_each = 32 if args.quick else 128
     queries, documents = gather_texts(n_each, n_each)

@@ -1,4 +1,4 @@
-"""Peak memory of `python -m embeddinggemma.soup` on three 300m checkpoints, against one model's size.
+"""Peak memory of `python -m embeddinggemma soup` on three 300m checkpoints, against one model's size.
 
     .venv/bin/python bench/soup_memory.py [--workdir DIR]
 
@@ -27,9 +27,9 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def main() -> int:
+    from embeddinggemma.artefacts import fetch_release
     from embeddinggemma.checkpoint.loading import load_checkpoint
     from embeddinggemma.checkpoint.orbax_io import save_orbax
-    from embeddinggemma.fetch import fetch_release
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
@@ -55,10 +55,10 @@ def main() -> int:
                         "i = [open_ingredient(n) for n in sys.argv[1:]]; "
                         "weighted_sum(i, [1 / len(i)] * len(i))")
         report = {"ingredients": 3, "model_bytes_float32": model_bytes,
-                  "command": "python -m embeddinggemma.soup --checkpoints RELEASE COPY1 COPY2 --out SOUP"}
+                  "command": "python -m embeddinggemma soup --checkpoints RELEASE COPY1 COPY2 --out SOUP"}
         for label, command in (
                 ("average_only", [sys.executable, "-c", average_only, *names]),
-                ("soup_command", [sys.executable, "-m", "embeddinggemma.soup", "--checkpoints", *names,
+                ("soup_command", [sys.executable, "-m", "embeddinggemma", "soup", "--checkpoints", *names,
                                   "--out", str(work / "soup")])):
             started = time.perf_counter()
             # GNU time forks the command from its own small process: a child forked from this one

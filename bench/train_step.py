@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"warning: other processes use {idle_before['other_cpu_share']:.0%} of the CPU")
     model_dir = args.model_dir
     if model_dir is None:
-        from embeddinggemma.fetch import fetch_release
+        from embeddinggemma.artefacts import fetch_release
         model_dir = fetch_release()
     queries, documents = gather_texts(N_PAIRS, N_PAIRS)
     spec = {"queries": queries, "documents": documents, "max_length": MAX_LENGTH,

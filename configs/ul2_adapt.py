@@ -1,5 +1,5 @@
 """UL2 adaptation: a decoder-only Gemma 3 becomes an encoder-decoder (the encoder then starts the
-embedding model). `python -m embeddinggemma.adapt --config configs/ul2_adapt.py:tiny --workdir DIR`
+embedding model). `python -m embeddinggemma adapt --config configs/ul2_adapt.py:tiny --workdir DIR`
 
     :tiny    the tiny preset on this CPU (a random start unless model.init_checkpoint is set)
     :270m    Gemma 3 270M (preset gemma3_270m: width 640, 18 layers, from the decoder importer)
@@ -14,7 +14,6 @@ are the corpus's train texts (data.corpus); its held-out splits give the held-ou
 Optimiser settings are our choices: neither the paper nor T5Gemma's states them for this scale.
 """
 
-from embeddinggemma.data.ul2 import ul2_config
 from embeddinggemma.training.config import sized_config
 
 # Document lengths in pieces (the encoder gets 3 more, the decoder 1 more; data/ul2.py).
@@ -24,9 +23,7 @@ MAX_LENGTHS = {"tiny": 61, "270m": 509, "300m": 509}
 def get_config(arg: str = "tiny"):
     if arg not in MAX_LENGTHS:
         raise ValueError(f"Unknown size {arg!r}; choose one of {sorted(MAX_LENGTHS)}.")
-    c = sized_config("tiny" if arg == "tiny" else "300m")
-    with c.unlocked():
-        c.ul2 = ul2_config()
+    c = sized_config("tiny" if arg == "tiny" else "300m", stage="denoising")
     c.ul2.max_length = MAX_LENGTHS[arg]
     c.eval.every_steps = 50
     if arg == "tiny":
@@ -38,8 +35,6 @@ def get_config(arg: str = "tiny"):
         c.eval.batch_size = 32
     else:
         c.model.preset = "gemma3_270m" if arg == "270m" else "embeddinggemma_300m"
-        if arg == "270m":  # unused by the adaptation, but validated against the 640 width
-            c.loss.matryoshka_dims = (640, 512, 256, 128)
         c.data.corpus = "~/.cache/embeddinggemma/corpus-v3"
         c.train.batch_size = 256
         c.train.num_steps = 10_000

@@ -14,17 +14,18 @@ rename. Sibling partials left by a killed builder are recognised by their mark a
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
+from embeddinggemma.errors import NotOurDirectoryError
+
 PARTIAL_MARK = ".embeddinggemma-partial"
-
-
-class NotOurDirectoryError(FileExistsError):
-    """A directory that holds files of somebody else's, which a builder refuses to touch."""
 
 
 def check_target(target: str | Path, marker: str, what: str) -> Path:
@@ -43,6 +44,19 @@ def check_target(target: str | Path, marker: str, what: str) -> Path:
     return target
 
 
+def refuse_own_input(source: str | Path, target: str | Path) -> None:
+    """For a command that reads `source` (--checkpoint) and writes `target` (--out): raises
+    NotOurDirectoryError, whatever leave to replace it has, when `target` is `source`, lies inside
+    it or holds it (paths resolved: `..` and symbolic links followed), so that writing it cannot
+    destroy its own input."""
+    source, target = Path(source).expanduser().resolve(), Path(target).expanduser().resolve()
+    relation = ("is" if target == source else "is inside" if source in target.parents else
+                "holds" if target in source.parents else None)
+    if relation is not None:
+        raise NotOurDirectoryError(f"--out {target} {relation} the input --checkpoint {source}; "
+                                   "nothing was changed. Choose an --out outside it.")
+
+
 def refuse_replacing(target: str | Path, marker: str, what: str) -> None:
     """For a builder called without leave to replace its own output: raises FileExistsError when
     `target` already holds a finished `what` (its `marker`)."""
@@ -59,11 +73,25 @@ def remove_stale_partials(target: Path) -> None:
             shutil.rmtree(partial, ignore_errors=True)
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux states it (/proc/self/status); a
+    set-and-restore elsewhere."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return umask
+
+
 def new_partial(target: Path) -> Path:
-    """A fresh, marked, hidden sibling directory of `target` to build it in."""
+    """A fresh, marked, hidden sibling directory of `target` to build it in, with the mode the
+    umask gives a new directory (mkdtemp's 0700 would hide the finished one from other users)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(target)
     partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    os.chmod(partial, 0o777 & ~current_umask())
     (partial / PARTIAL_MARK).touch()
     return partial
 
@@ -116,10 +144,8 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
     try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the file from other users
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 would hide the file from other users
         yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -133,3 +159,10 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
     with atomic_file(path) as tmp:
         tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
     return Path(path)
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """Writes the numpy `array` as a .npy file, atomically: `path` keeps its old content if this fails."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomic_write(path, buffer.getvalue())

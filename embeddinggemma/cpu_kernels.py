@@ -2,13 +2,10 @@
 
 jaxlib's CPU backend hands matrix products, and the norms and element-wise work fused with them,
 to YNNPACK by default ("ynnpack"); without it XLA runs its own kernels (Eigen products, "xla").
-Which is faster depends on the CPU and on the products' shapes. On the 2-core AMD EPYC machines
-of this project, YNNPACK's products with many rows are a quarter slower: a 16,384 x 768 by
-768 x 2,304 product (the feed-forward of a batch of 32 texts of 512 tokens) takes 0.43 s against
-0.34 s, and a forward pass of the 300m model over 32 x 512 tokens 32.6 s against 28.2 s (both
-compiled in one process, passes interleaved), while at 2,048 rows the two are even; bench/README.md
-has what the choice did to the benchmarks. The Intel Xeon machines rank libraries differently
-(they rank PyTorch and JAX differently too), so the choice is measured, not assumed.
+Which is faster depends on the CPU and on the products' shapes (on this project's AMD EPYC
+machines YNNPACK's products with many rows were the slower; README and bench/README.md give the
+measurements), and the Intel Xeon machines rank libraries differently, so the choice is measured,
+not assumed.
 
 `compiler_options()` gives the options for `jax.jit(..., compiler_options=...)` of every program
 that runs the models (the Embedder, training steps, held-out scoring). The first time a machine
@@ -98,7 +95,7 @@ def compiler_options(platform: str | None = None) -> dict[str, str] | None:
 
 
 def cache_path() -> Path:
-    from embeddinggemma.fetch import default_cache_dir
+    from embeddinggemma.artefacts import default_cache_dir
 
     return default_cache_dir() / CACHE_FILE
 

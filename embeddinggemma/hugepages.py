@@ -1,11 +1,10 @@
 """Transparent huge pages for the large, short-lived buffers XLA allocates, in the commands.
 
-Each call of a compiled function allocates its temporaries with malloc (for the 300m train step,
-9 GB with `remat=none`, 3.3 GB with `matmuls`), which glibc serves from fresh mappings and unmaps
-when they are freed, so every step faults them in again 4 KiB at a time: 2.2 million page faults
-and 6 s of kernel time per 300m step (`remat=none`) on a 2-core machine, about a fifth of the step
-(bench/README.md). glibc's `glibc.malloc.hugetlb=1` tunable marks those mappings for transparent
-huge pages, which fault in 2 MiB at a time.
+Each call of a compiled function allocates its temporaries with malloc (gigabytes for the 300m
+train step), which glibc serves from fresh mappings and unmaps when they are freed, so every step
+faults them in again 4 KiB at a time (README's Training section and bench/README.md give the
+measured faults and kernel time). glibc's `glibc.malloc.hugetlb=1` tunable marks those mappings
+for transparent huge pages, which fault in 2 MiB at a time.
 
 glibc reads its tunables only when a process starts, so the project's commands (`python -m
 embeddinggemma.X`, `python -m experiments.X`, the benchmarks) re-execute themselves once with the

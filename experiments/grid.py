@@ -30,7 +30,7 @@ class Ref:
 
 @dataclasses.dataclass(frozen=True)
 class Train:
-    """`python -m embeddinggemma.train --config CONFIG --config.KEY=VALUE ...`; a Ref value becomes
+    """`python -m embeddinggemma train --config CONFIG --config.KEY=VALUE ...`; a Ref value becomes
     the referenced checkpoint's path. `mixture` sets the datasets' weights (the corpus's included;
     the others off), as the mixture search does. The cell's seed is the config's `seed`."""
 
@@ -39,35 +39,35 @@ class Train:
     overrides: Mapping[str, object] = dataclasses.field(default_factory=dict)
     mixture: Mapping[str, float] | None = None
 
-    module = "embeddinggemma.train"
+    program = ("python", "-m", "embeddinggemma", "train")
 
 
 @dataclasses.dataclass(frozen=True)
 class Adapt(Train):
-    """UL2 adaptation (`python -m embeddinggemma.adapt`); its export starts `model.init=encoder_decoder`."""
+    """UL2 adaptation (`python -m embeddinggemma adapt`); its export starts `model.init=encoder_decoder`."""
 
-    module = "embeddinggemma.adapt"
+    program = ("python", "-m", "embeddinggemma", "adapt")
 
 
 @dataclasses.dataclass(frozen=True)
 class Soup:
-    """A uniform soup of the ingredients' exports (`python -m embeddinggemma.soup`)."""
+    """A uniform soup of the ingredients' exports (`python -m embeddinggemma soup`)."""
 
     name: str
     ingredients: tuple[Ref, ...]
 
-    module = "embeddinggemma.soup"
+    program = ("python", "-m", "embeddinggemma", "soup")
 
 
 @dataclasses.dataclass(frozen=True)
 class Quantize:
-    """An integer checkpoint of `source` under `scheme` (`python -m embeddinggemma.quantize`)."""
+    """An integer checkpoint of `source` under `scheme` (`python -m embeddinggemma quantize`)."""
 
     name: str
     source: Ref
     scheme: str
 
-    module = "embeddinggemma.quantize"
+    program = ("python", "-m", "embeddinggemma", "quantize")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +82,7 @@ class Teacher:
     teacher_name: str
     max_length: int = 512
 
-    module = "scripts/build_corpus.py"
+    program = ("python", "scripts/build_corpus.py")
 
 
 Stage = Train | Adapt | Soup | Quantize | Teacher

@@ -5,14 +5,13 @@ memory per chip, collectives, FLOPs). What needs the pod's files (checkpoints, c
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterator
 
 import jax
 import ml_collections
 
-from experiments.grid import Ablation, Adapt, Context, Train, check_cells
+from experiments.grid import Ablation, Context, Train, check_cells
 from experiments.stages import Paths, train_overrides
 
 # Fields that change what a stage reads or where it writes, not the programs it compiles: stages that
@@ -27,7 +26,8 @@ def _stage_configs(ablation: Ablation, context: Context
     Raises:
       ConfigError naming the cell, the stage and the field.
     """
-    from embeddinggemma.training.config import ConfigError, validate_config
+    from embeddinggemma.errors import ConfigError
+    from embeddinggemma.training.config import validate_config
     from embeddinggemma.training.config_files import load_config
 
     cells = ablation.cells(context)
@@ -52,17 +52,11 @@ def check_pod_cells(ablation: Ablation, context: Context) -> dict[str, int]:
     Raises:
       ConfigError naming the cell, the stage and the field.
     """
-    from embeddinggemma.model import embedder, encoder_decoder
-    from embeddinggemma.training.config import model_config, runtime_config
+    from embeddinggemma.training.config import stage_config_module
 
     counts = {}
-    for where, stage, config in _stage_configs(ablation, context):
-        model, runtime = model_config(config), runtime_config(config)
-        if isinstance(stage, Adapt):
-            init = functools.partial(encoder_decoder.init_params, model.transformer, runtime=runtime)
-        else:
-            init = functools.partial(embedder.init_params, model, runtime=runtime)
-        shapes = jax.eval_shape(init, jax.random.PRNGKey(0))
+    for where, _, config in _stage_configs(ablation, context):
+        shapes = stage_config_module(config.stage).abstract_params(config)
         counts[where] = sum(x.size for x in jax.tree.leaves(shapes))
     return counts
 

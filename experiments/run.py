@@ -58,7 +58,7 @@ def _inputs(args: argparse.Namespace, needs: set[str]) -> dict[str, str]:
         defaults = {"decoder": "gs://BUCKET/gemma-3-270m", "tokenizer": "gs://BUCKET/gemma-3-270m/tokenizer.model",
                     "teacher": "gs://BUCKET/embeddinggemma-300m"}
         return {k: v or defaults[k] for k, v in out.items()}
-    from embeddinggemma.fetch import fetch_gemma3_270m_gguf, fetch_release
+    from embeddinggemma.artefacts import fetch_gemma3_270m_gguf, fetch_release
 
     if "decoder" in needs and not out["decoder"]:
         out["decoder"] = str(fetch_gemma3_270m_gguf())
@@ -101,8 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir or Path(DEFAULT_WORKDIR.format(name=ablation.name, scale=args.scale))
     context = Context(scale=args.scale, seeds=tuple(range(seeds)), corpus=args.corpus,
                       **_inputs(args, set(ablation.inputs)))
-    from embeddinggemma.atomic import NotOurDirectoryError
-    from embeddinggemma.training.config import ConfigError
+    from embeddinggemma.errors import ConfigError, NotOurDirectoryError, RunStopped
     from experiments.runner import ExperimentInUseError, launch_lines, run_grid
 
     if args.scale != "pod":
@@ -141,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, NotOurDirectoryError, ExperimentInUseError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except RunStopped as e:  # SIGTERM or Ctrl-C during a training stage: it resumes from its checkpoint
+        print(e, file=sys.stderr)
+        return e.exit_status
     print(f"{len(cells)} cells; results in {workdir / 'results.md'}", file=sys.stderr)
     return 0
 

@@ -141,7 +141,7 @@ def run_grid(ablation: Ablation, context: Context, workdir: str | Path) -> list[
       NotOurDirectoryError, ExperimentInUseError: `workdir` is not this experiment's (nothing changed).
       ValueError: the definition is inconsistent (a Ref to no stage), before anything runs.
     """
-    from embeddinggemma.training.config import ConfigError
+    from embeddinggemma.errors import ConfigError
     from experiments.results import write_reports
 
     workdir = Path(workdir).expanduser().absolute()
@@ -229,7 +229,7 @@ def launch_lines(ablation: Ablation, context: Context, workdir: str | Path) -> l
         lines.append(f"# {cell.name}")
         lines += [launch_line(stage, cell.name, cell.seed, paths) for stage in cell.stages]
         e = cell.evaluation
-        evaluate = ["python", "-m", "embeddinggemma.evaluate", "--checkpoint",
+        evaluate = ["python", "-m", "embeddinggemma", "evaluate", "--checkpoint",
                     str(paths.checkpoint(cell.name, e.checkpoint)), "--max-length", str(e.max_length),
                     "--out", str(cell_dir(paths.workdir, cell.name) / "eval")]
         if e.dims:

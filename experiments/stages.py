@@ -1,9 +1,9 @@
 """Runs one stage of a cell in this process, or writes the command line that runs it elsewhere.
 
-A stage runs exactly what its command does (the train, adapt, soup and quantize commands' own
-code), with its directory under the cell's; running it again after a kill resumes it: a training
-run from its latest checkpoint, a soup or a quantised checkpoint rebuilt over its own partial
-output (those commands only ever replace what they wrote).
+A stage runs exactly what its command does (the library functions behind the train, adapt, soup
+and quantize commands), with its directory under the cell's; running it again after a kill resumes
+it: a training run from its latest checkpoint, a soup or a quantised checkpoint rebuilt over its own
+partial output (those functions only ever replace what they wrote).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import ml_collections
 
-from experiments.grid import Adapt, Quantize, Ref, Soup, Stage, Teacher, Train, cell_dir, stage_outputs
+from experiments.grid import Quantize, Ref, Soup, Stage, Teacher, Train, cell_dir, stage_outputs
 
 
 class StageError(RuntimeError):
@@ -71,32 +71,31 @@ def run_stage(stage: Stage, cell: str, seed: int, paths: Paths) -> None:
     resolve = lambda ref: paths.checkpoint(cell, ref)
     where = f"cell {cell}, stage {stage.name}"
     if isinstance(stage, Train):
-        from embeddinggemma.training.loop import NonFiniteLossError, train
+        from embeddinggemma.errors import NonFiniteLossError
+        from embeddinggemma.training.loop import train
 
         config = train_config(stage, seed, resolve)
-        run_stage_of = None
-        if isinstance(stage, Adapt):
-            from embeddinggemma.training.denoising import DenoisingStage
-
-            run_stage_of = DenoisingStage(config)
         try:
-            train(config, out, stage=run_stage_of)
+            train(config, out)  # the stage its config names (embedding or denoising)
         except NonFiniteLossError as e:
             raise StageError(f"{where}: {e}") from e
         return
     if isinstance(stage, Teacher):
         _run_teacher(stage, resolve)
         return
-    argv = command_arguments(stage, cell, seed, paths)
-    if isinstance(stage, Soup):
-        from embeddinggemma.soup import main
-    elif isinstance(stage, Quantize):
-        from embeddinggemma.quantize import main
-    else:
-        raise TypeError(f"not a stage: {stage!r}")
-    status = main(argv)
-    if status != 0:
-        raise StageError(f"{where}: `python -m {stage.module} {shlex.join(argv)}` exited with {status}.")
+    try:
+        if isinstance(stage, Soup):
+            from embeddinggemma.souping.soup import make_soup
+
+            make_soup([str(resolve(r)) for r in stage.ingredients], out, overwrite=True)
+        elif isinstance(stage, Quantize):
+            from embeddinggemma.checkpoint.quantized import quantize_checkpoint
+
+            quantize_checkpoint(resolve(stage.source), out, stage.scheme, overwrite=True)
+        else:
+            raise TypeError(f"not a stage: {stage!r}")
+    except (OSError, ValueError) as e:
+        raise StageError(f"{where}: {e}") from e
 
 
 def _run_teacher(stage: Teacher, resolve: Callable[[Ref], Path]) -> None:
@@ -148,5 +147,4 @@ def _command_value(value: object) -> str:
 def launch_line(stage: Stage, cell: str, seed: int, paths: Paths) -> str:
     """The shell command that runs the stage by itself (what `--scale pod` prints)."""
     argv = command_arguments(stage, cell, seed, paths)
-    program = ["python", stage.module] if stage.module.endswith(".py") else ["python", "-m", stage.module]
-    return shlex.join(program + argv)
+    return shlex.join([*stage.program, *argv])

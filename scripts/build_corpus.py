@@ -22,11 +22,12 @@ import sys
 import time
 from pathlib import Path
 
-from embeddinggemma.atomic import NotOurDirectoryError, check_target
+from embeddinggemma.atomic import check_target
 from embeddinggemma.data.corpus.build import DEFAULT_LOCALE_DIR, DEFAULT_OUT, build_corpus
 from embeddinggemma.data.corpus.code_pairs import DEFAULT_PACKAGES
 from embeddinggemma.data.corpus.manifest import FORMAT_VERSION, MANIFEST, WHAT, read_manifest
 from embeddinggemma.data.corpus.wheels import SourceError, fetch_wheels
+from embeddinggemma.errors import NotOurDirectoryError
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     from llama_cpp import Llama
 
     from embeddinggemma import Embedder
+    from embeddinggemma.checkpoint.export import export
     from embeddinggemma.checkpoint.gguf_export import SCHEME_OF_TYPE
-    from embeddinggemma.export import export
     from embeddinggemma.model.layout import embedder_layout
     from embeddinggemma.quantization import quantize_params
 

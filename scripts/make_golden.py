@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     """Generate the golden JSON and npz files."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", default=None,
-                        help="release directory (default: embeddinggemma.fetch.fetch_release())")
+                        help="release directory (default: embeddinggemma.artefacts.fetch_release())")
     parser.add_argument("--out-dir", default=str(Path(__file__).resolve().parents[1] / "tests"
                                                  / "golden"))
     args = parser.parse_args(argv)
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     import transformers
     from sentence_transformers import SentenceTransformer
 
-    from embeddinggemma import fetch
+    from embeddinggemma import artefacts as fetch
 
     started = time.perf_counter()
     model_dir = Path(args.model_dir) if args.model_dir else fetch.fetch_release()

@@ -81,7 +81,7 @@ def main() -> int:
     import torch
     import transformers
 
-    from embeddinggemma.fetch import GGUF_SHA256, fetch_gemma3_270m_gguf, fetch_release, sha256_file
+    from embeddinggemma.artefacts import GGUF_SHA256, fetch_gemma3_270m_gguf, fetch_release, sha256_file
     from embeddinggemma.tokenizer import Tokenizer
 
     gguf_path = Path(args.gguf) if args.gguf else fetch_gemma3_270m_gguf()

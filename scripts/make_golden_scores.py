@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
     from sentence_transformers import SentenceTransformer
 
+    from embeddinggemma.artefacts import fetch_release
     from embeddinggemma.evaluation.mteb_adapter import evaluate_with_mteb
     from embeddinggemma.evaluation.tasks import ensure_suite, load_suite
-    from embeddinggemma.fetch import fetch_release
 
     model_dir = args.model_dir or fetch_release()
     tasks = load_suite(ensure_suite(args.suite))

@@ -70,7 +70,7 @@ def small_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def release_dir() -> Path:
     """The released checkpoint, fetched (or found in the cache); a failure says so plainly."""
-    from embeddinggemma.fetch import FetchError, fetch_release
+    from embeddinggemma.artefacts import FetchError, fetch_release
 
     try:
         return fetch_release()

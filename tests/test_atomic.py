@@ -2,13 +2,8 @@ import os
 
 import pytest
 
-from embeddinggemma.atomic import (
-    PARTIAL_MARK,
-    NotOurDirectoryError,
-    atomic_directory,
-    atomic_write,
-    new_partial,
-)
+from embeddinggemma.atomic import PARTIAL_MARK, atomic_directory, atomic_write, new_partial
+from embeddinggemma.errors import NotOurDirectoryError
 
 MARKER = "manifest.json"
 
@@ -89,3 +84,15 @@ def test_atomic_write_replaces_and_leaves_no_temporary(tmp_path):
     atomic_write(path, b"two")
     assert path.read_text() == "two"
     assert os.listdir(path.parent) == ["a.txt"]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o755), (0o027, 0o750)])
+def test_a_built_directory_gets_the_mode_the_umask_gives(tmp_path, umask, mode):
+    """mkdtemp makes 0700 directories; what a builder installs is for whoever the umask lets in."""
+    old = os.umask(umask)
+    try:
+        _build(tmp_path / "out", {MARKER: "1"})
+        _build(tmp_path / "out", {MARKER: "2"})  # the replacing path too
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out").stat().st_mode & 0o777 == mode

@@ -4,9 +4,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embeddinggemma import atomic, embed
+from embeddinggemma import atomic
+from embeddinggemma.checkpoint.loading import load_checkpoint, read_checkpoint_metadata
 from embeddinggemma.checkpoint.orbax_io import save_orbax
-from embeddinggemma.embed import main
+from embeddinggemma.checkpoint.sentence_transformers import export_sentence_transformers
+from embeddinggemma.cli import export as export_command
+from embeddinggemma.cli.embed import main
+from embeddinggemma.errors import InputError
+from embeddinggemma.files import read_texts
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 
 GOLDEN = Path(__file__).parent / "golden" / "embeddinggemma_300m"
@@ -41,17 +46,17 @@ def test_errors_name_the_line_and_keep_existing_output(ckpt, tmp_path, capsys):
     np.save(out, np.ones(3))
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "ok"}\n{"text": 5}\n')
-    assert main(["--checkpoint", str(ckpt), "--input", str(bad), "--output", str(out)]) == 1
+    assert main(["--checkpoint", str(ckpt), "--input", str(bad), "--output", str(out)]) == 2
     assert "bad.jsonl:2: field 'text' is int" in capsys.readouterr().err
     np.testing.assert_array_equal(np.load(out), np.ones(3))
 
     bad.write_bytes(b'{"text": "ok"}\n{"text": "\xff"}\n')
-    assert main(["--checkpoint", str(ckpt), "--input", str(bad), "--output", str(out)]) == 1
+    assert main(["--checkpoint", str(ckpt), "--input", str(bad), "--output", str(out)]) == 2
     assert "bad.jsonl:2: invalid UTF-8" in capsys.readouterr().err
 
     bad.write_text('{"text": "ok"}\n')
     assert main(["--checkpoint", str(tmp_path / "missing"), "--input", str(bad),
-                 "--output", str(out)]) == 1
+                 "--output", str(out)]) == 2
     assert "Checkpoint directory not found" in capsys.readouterr().err
     np.testing.assert_array_equal(np.load(out), np.ones(3))
 
@@ -73,7 +78,7 @@ def _fail_to_rename(source, target):
     raise OSError(28, "No space left on device")
 
 
-@pytest.mark.parametrize("where, replacement", [(embed.np, ("save", _save_half_then_fail)),
+@pytest.mark.parametrize("where, replacement", [(atomic.np, ("save", _save_half_then_fail)),
                                                 (atomic.os, ("replace", _fail_to_rename))])
 def test_a_failed_write_keeps_the_old_output_and_leaves_no_partial_file(ckpt, tmp_path, monkeypatch, capsys,
                                                                         where, replacement):
@@ -82,11 +87,42 @@ def test_a_failed_write_keeps_the_old_output_and_leaves_no_partial_file(ckpt, tm
     texts = tmp_path / "in.txt"
     texts.write_text("one\ntwo\n")
     monkeypatch.setattr(where, *replacement)
-    assert main(["--checkpoint", str(ckpt), "--input", str(texts), "--output", str(out)]) == 1
+    assert main(["--checkpoint", str(ckpt), "--input", str(texts), "--output", str(out)]) == 2
     assert "No space left on device" in capsys.readouterr().err
     monkeypatch.undo()
     np.testing.assert_array_equal(np.load(out), np.ones(3))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.npy"]
+
+
+def test_rows_are_the_lines_split_at_newlines_only(tmp_path):
+    """Form feeds, U+2028 and NEL are characters inside a line (str.splitlines would split there);
+    a JSON-lines file written with ensure_ascii=False holds them raw; CRLF ends a line too."""
+    texts = ["page\x0cbreak", "line\u2028separator", "next\x85line", "plain"]
+    plain = tmp_path / "in.txt"
+    plain.write_bytes("\r\n".join(texts).encode() + b"\r\n")
+    assert read_texts(plain) == texts
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\r\n" for t in texts),
+                     newline="")
+    assert "\u2028" in jsonl.read_text(encoding="utf-8") and read_texts(jsonl) == texts
+
+
+def test_a_truncated_safetensors_file_is_named_in_one_line(tmp_path, tiny_config, tiny_params,
+                                                            tiny_tokenizer_path, capsys):
+    st = export_sentence_transformers(tmp_path / "st", tiny_config, tiny_params, tiny_tokenizer_path,
+                                      DEFAULT_PROMPTS)
+    weights = st / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    for read in (load_checkpoint, read_checkpoint_metadata):
+        with pytest.raises(InputError, match=str(weights)):
+            read(st)
+    texts = tmp_path / "in.txt"
+    texts.write_text("one\n")
+    assert main(["--checkpoint", str(st), "--input", str(texts), "--output", str(tmp_path / "o.npy")]) == 2
+    assert export_command.main(["--checkpoint", str(st), "--out", str(tmp_path / "out")]) == 2
+    for err in capsys.readouterr().err.splitlines():
+        assert str(weights) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "st"]
 
 
 @pytest.mark.release

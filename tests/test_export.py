@@ -12,7 +12,7 @@ import pytest
 from embeddinggemma import Embedder
 from embeddinggemma.checkpoint.loading import load_checkpoint
 from embeddinggemma.checkpoint.orbax_io import save_orbax
-from embeddinggemma.export import export, main
+from embeddinggemma.cli.export import export, main
 from embeddinggemma.tokenizer import Tokenizer as SentencePieceTokenizer
 from tests.souping.conftest import perturbed
 
@@ -88,7 +88,7 @@ def test_a_refused_export_leaves_nothing(tmp_path, tiny_config, tiny_params, tin
 def test_sentence_transformers_embeds_an_exported_soup_as_we_do(tmp_path, tiny_config, tiny_params,
                                                                  tiny_tokenizer_path):
     SentenceTransformer = pytest.importorskip("sentence_transformers").SentenceTransformer
-    from embeddinggemma.soup import main as soup
+    from embeddinggemma.cli.soup import main as soup
 
     ingredients = [save_orbax(tmp_path / f"ingredient{seed}", tiny_config, perturbed(tiny_params, seed),
                               tiny_tokenizer_path, PROMPTS) for seed in (1, 2)]
@@ -129,3 +129,37 @@ def test_exporting_the_release_reproduces_its_tensors_and_imports_back(release_d
     texts = catalog_texts(2000)
     ids = [e.ids for e in Tokenizer.from_file(str(out / "tokenizer.json")).encode_batch(texts)]
     assert ids == SentencePieceTokenizer(release_dir / "tokenizer.model").encode(texts, max_length=1 << 20)
+
+
+@pytest.mark.parametrize("where", ["same", "inside"])
+def test_export_never_writes_onto_or_into_its_input(orbax_dir, capsys, where):
+    before = {p: p.read_bytes() for p in orbax_dir.rglob("*") if p.is_file()}
+    out = orbax_dir if where == "same" else orbax_dir / "params"
+    assert main(["--checkpoint", str(orbax_dir), "--out", str(out), "--format", "orbax", "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert str(orbax_dir) in err and str(out) in err
+    assert {p: p.read_bytes() for p in orbax_dir.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("fmt, name", [("gguf", "theirs.gguf"), ("sentence-transformers", "theirs")])
+def test_a_taken_out_is_refused_before_the_checkpoint_is_read(orbax_dir, tmp_path, monkeypatch, capsys,
+                                                              fmt, name):
+    theirs = tmp_path / name
+    if fmt == "gguf":
+        theirs.write_bytes(b"GGUF of somebody else")
+    else:
+        theirs.mkdir()
+        (theirs / "notes.txt").write_text("keep me")
+
+    def read_nothing(path):
+        raise AssertionError("the checkpoint was read before --out was checked")
+
+    monkeypatch.setattr("embeddinggemma.checkpoint.export.load_checkpoint", read_nothing)
+    assert main(["--checkpoint", str(orbax_dir), "--out", str(theirs), "--format", fmt, "--overwrite"]) == 2
+    assert str(theirs) in capsys.readouterr().err
+
+
+def test_gguf_type_is_refused_for_the_other_formats(orbax_dir, tmp_path, capsys):
+    out = tmp_path / "st"
+    assert main(["--checkpoint", str(orbax_dir), "--out", str(out), "--gguf-type", "q8_0"]) == 2
+    assert "does not take --gguf-type" in capsys.readouterr().err and not out.exists()

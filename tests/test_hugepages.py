@@ -4,7 +4,7 @@ import pytest
 
 from embeddinggemma import hugepages
 
-COMMAND = ["/usr/bin/python3", "-X", "importtime", "-m", "embeddinggemma.train", "--config", "c.py"]
+COMMAND = ["/usr/bin/python3", "-X", "importtime", "-m", "embeddinggemma", "train", "--config", "c.py"]
 
 
 class Exec(Exception):
@@ -43,7 +43,7 @@ def test_a_command_restarts_itself_once_with_the_tunable_added(execs, monkeypatc
 
 @pytest.mark.parametrize("argv", [
     ["python", "-m", "pytest", "tests"],        # a test run
-    ["python", "script.py", "-m", "embeddinggemma.train"],
+    ["python", "script.py", "-m", "embeddinggemma", "train"],
     ["python", "-c", "import embeddinggemma"],
     ["python"],
 ])

@@ -12,7 +12,7 @@ import time
 import pytest
 from optuna.trial import TrialState
 
-from embeddinggemma.mixture_search import main
+from embeddinggemma.cli.mixture_search import main
 from embeddinggemma.training.metrics import read_jsonl
 from tests.search.conftest import stored_trials
 from tests.training.conftest import REPO, SMALL_RUN, process_env
@@ -23,7 +23,7 @@ SMALL_TRIAL = (*SMALL_RUN, f"--config.train.num_steps={STEPS}", "--config.data.b
 
 
 def search_command(workdir, corpus, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "embeddinggemma.mixture_search",
+    return [sys.executable, "-m", "embeddinggemma", "mixture_search",
             "--config", str(REPO / "configs/finetune.py:tiny"), "--workdir", str(workdir),
             f"--config.data.corpus={corpus}", "--objective", "heldout", "--trials", "2",
             "--random_mixtures", "1", *SMALL_TRIAL, *extra]
@@ -68,7 +68,7 @@ def test_a_search_killed_mid_trial_resumes_that_trial_and_keeps_the_finished_one
     rows = list(csv.DictReader((workdir / "trials.csv").open()))
     assert [(r["trial"], r["source"], r["state"]) for r in rows] == [("0", "config", "COMPLETE"),
                                                                       ("1", "random", "COMPLETE")]
-    assert "python -m embeddinggemma.soup --checkpoints" in resumed.stdout
+    assert "python -m embeddinggemma soup --checkpoints" in resumed.stdout
     assert (workdir / "trials.png").stat().st_size > 0
 
 

@@ -1,4 +1,4 @@
-"""`python -m embeddinggemma.quantize`: a checkpoint stored as codes and scales, loaded back by
+"""`python -m embeddinggemma quantize`: a checkpoint stored as codes and scales, loaded back by
 `Embedder.load` to exactly the fake-quantised weights, and bad input named."""
 
 import json
@@ -11,10 +11,10 @@ import pytest
 from embeddinggemma.api import Embedder
 from embeddinggemma.checkpoint.loading import load_checkpoint
 from embeddinggemma.checkpoint.orbax_io import save_orbax
+from embeddinggemma.cli.quantize import main
 from embeddinggemma.model.layout import embedder_layout
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 from embeddinggemma.quantization import quantize_params
-from embeddinggemma.quantize import main
 
 
 @pytest.fixture
@@ -55,3 +55,22 @@ def test_bad_input_is_named_and_nothing_foreign_is_touched(ckpt, tmp_path, capsy
     (out / "embeddinggemma.json").write_text(json.dumps({**metadata, "quantization": "int3"}))
     with pytest.raises(ValueError, match=r"embeddinggemma.json: field 'quantization' is 'int3'"):
         load_checkpoint(out)
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "around"])
+def test_quantize_never_writes_onto_around_or_into_its_input(ckpt, tmp_path, capsys, where):
+    before = {p: p.read_bytes() for p in ckpt.rglob("*") if p.is_file()}
+    out = {"same": ckpt / ".." / ckpt.name, "inside": ckpt / "quantised", "around": tmp_path}[where]
+    assert main(["--checkpoint", str(ckpt), "--scheme", "int8-block", "--out", str(out), "--force"]) == 2
+    err = capsys.readouterr().err
+    assert str(ckpt) in err and str(out.resolve()) in err
+    assert {p: p.read_bytes() for p in ckpt.rglob("*") if p.is_file()} == before
+
+
+def test_an_already_quantised_checkpoint_is_refused_naming_its_scheme(ckpt, tmp_path, capsys):
+    int4 = tmp_path / "int4"
+    assert main(["--checkpoint", str(ckpt), "--scheme", "int4-block", "--out", str(int4)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "int8"
+    assert main(["--checkpoint", str(int4), "--scheme", "int8-block", "--out", str(out)]) == 2
+    assert "int4-block" in capsys.readouterr().err and not out.exists()

@@ -1,5 +1,3 @@
-"""Checkpoint formats, all in one place: Orbax (written by this codebase) and imported layouts."""
-
-from embeddinggemma.checkpoint.loading import load_checkpoint
-
-__all__ = ["load_checkpoint"]
+"""Checkpoint formats, all in one place: Orbax (written by this codebase), the imported layouts
+(sentence-transformers, Hugging Face and GGUF Gemma 3 decoders), the exporters and the fetch of
+the released artefacts' files. `loading.load_checkpoint` reads any embedding checkpoint."""

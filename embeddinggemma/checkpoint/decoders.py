@@ -27,6 +27,7 @@ import orbax.checkpoint as ocp
 
 from embeddinggemma.atomic import atomic_directory, refuse_replacing
 from embeddinggemma.checkpoint.gguf_gemma3 import is_gguf_file, read_gguf
+from embeddinggemma.checkpoint.hf_config import transformer_from_hf_config
 from embeddinggemma.checkpoint.hf_gemma3 import transformer_from_hf
 from embeddinggemma.checkpoint.orbax_io import restore_params_tree
 from embeddinggemma.checkpoint.sentence_transformers import (
@@ -80,7 +81,7 @@ def load_decoder(path: str | Path, tokenizer: str | Path | None = None) -> Loade
     if is_gguf_file(path):
         config, params, pieces = read_gguf(path)
         if tokenizer is None:
-            from embeddinggemma.fetch import fetch_release
+            from embeddinggemma.artefacts import fetch_release
 
             tokenizer = fetch_release() / "tokenizer.model"
         tokenizer = require_file(Path(tokenizer).expanduser(), "Tokenizer model")
@@ -136,7 +137,7 @@ def _load_hugging_face(path: Path) -> LoadedDecoder:
         raise ValueError(f"{path / 'config.json'}: use_bidirectional_attention is true; this is an "
                          "encoder, not a causal decoder.")
     try:
-        config = TransformerConfig.from_hf_config(hf)
+        config = transformer_from_hf_config(hf)
     except ValueError as e:
         raise ValueError(f"{path / 'config.json'}: {e}") from None
     index = path / "model.safetensors.index.json"

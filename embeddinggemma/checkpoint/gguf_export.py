@@ -136,7 +136,9 @@ def written_by_us(path: Path) -> bool:
         return False
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
+def check_gguf_out(out: Path, overwrite: bool) -> None:
+    """Raises (IsADirectoryError, FileExistsError) unless `out` is free for a GGUF export, or with
+    `overwrite` an earlier one of ours."""
     if out.is_dir():
         raise IsADirectoryError(f"{out} is a directory; --format gguf writes one file.")
     if out.exists() or out.is_symlink():
@@ -166,7 +168,7 @@ def export_gguf(out: str | Path, config: EmbedderConfig, params: Mapping, tokeni
     out = Path(out).expanduser()
     check_gguf_type(gguf_type)
     check_exportable(config)
-    _check_out(out, overwrite)
+    check_gguf_out(out, overwrite)
     t = config.transformer
     with atomic_file(out) as tmp:
         writer = gguf.GGUFWriter(tmp, ARCHITECTURE)

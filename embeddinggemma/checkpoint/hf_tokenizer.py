@@ -21,6 +21,8 @@ Only BPE models are supported (every tokenizer this codebase trains or imports i
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -145,3 +147,36 @@ def first_difference(tokenizer: Tokenizer, tokenizer_model: str | Path,
         if ours.ids != expected:
             return text, expected, ours.ids
     return None
+
+
+def checked_tokenizer(tokenizer_model: str | Path) -> Tokenizer:
+    """`build_tokenizer(tokenizer_model)`, checked to give SentencePiece's ids on CHECK_TEXTS.
+
+    Raises:
+      TokenizerConversionError naming the file and the first text on which they differ.
+    """
+    tokenizer = build_tokenizer(tokenizer_model)
+    difference = first_difference(tokenizer, tokenizer_model)
+    if difference is not None:
+        text, expected, found = difference
+        raise TokenizerConversionError(
+            f"{tokenizer_model}: the Hugging Face tokenizer built from it gives {found} for {text!r}, "
+            f"SentencePiece {expected}; nothing was written.")
+    return tokenizer
+
+
+def write_tokenizer_files(directory: str | Path, tokenizer: Tokenizer, tokenizer_model: str | Path,
+                          max_length: int) -> None:
+    """`tokenizer.json`, `tokenizer_config.json`, `special_tokens_map.json` and a copy of the
+    SentencePiece `tokenizer.model` into `directory`, as transformers (Python) and transformers.js
+    read them: the tokenizer as it is (`PreTrainedTokenizerFast`, not rebuilt around the vocabulary
+    as GemmaTokenizer would), right padding, and a text's own "<s>" or "<pad>" spelt as characters,
+    as SentencePiece spells it."""
+    directory = Path(directory)
+    special = special_pieces(read_model_proto(tokenizer_model))
+    shutil.copyfile(tokenizer_model, directory / "tokenizer.model")
+    tokenizer.save(str(directory / "tokenizer.json"))
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "padding_side": "right",
+              "model_max_length": max_length, "split_special_tokens": True, **special}
+    (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (directory / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n")

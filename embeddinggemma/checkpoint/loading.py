@@ -10,6 +10,7 @@ from embeddinggemma.checkpoint.orbax_io import (
     is_orbax_dir,
     load_orbax_params,
     read_orbax_metadata,
+    read_orbax_quantization,
 )
 from embeddinggemma.checkpoint.sentence_transformers import (
     is_hugging_face_dir,
@@ -28,6 +29,8 @@ class LoadedCheckpoint:
     params: dict
     tokenizer_path: Path
     prompts: dict[str, str]
+    # The scheme the checkpoint is stored in (its params are dequantised); None for float weights.
+    quantization: str | None = None
 
 
 def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
@@ -39,7 +42,14 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     else:
         config, params = load_sentence_transformers(path)
         prompts = load_prompts_of(path)
-    return LoadedCheckpoint(config, params, _tokenizer_of(path), prompts)
+    return LoadedCheckpoint(config, params, _tokenizer_of(path), prompts, checkpoint_quantization(path))
+
+
+def checkpoint_quantization(path: str | Path) -> str | None:
+    """The quantisation scheme a checkpoint directory is stored in (embeddinggemma/quantization.py),
+    read from its metadata alone; None for float weights (a sentence-transformers directory)."""
+    path = _checkpoint_dir(path)
+    return read_orbax_quantization(path) if is_orbax_dir(path) else None
 
 
 def read_checkpoint_metadata(path: str | Path) -> tuple[EmbedderConfig, Path, dict[str, str]]:

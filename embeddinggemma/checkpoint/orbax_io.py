@@ -26,6 +26,7 @@ from embeddinggemma.model.config import EmbedderConfig
 from embeddinggemma.model.layout import embedder_layout
 from embeddinggemma.quantization import SCHEMES, check_scheme, load_params, store_params
 
+CHECKPOINTS_DIR = "checkpoints"  # a run directory's train states: checkpoints/<step>/state (Orbax)
 METADATA_FILE = "embeddinggemma.json"
 FORMAT_VERSION = 1
 WHAT = "an Orbax checkpoint"

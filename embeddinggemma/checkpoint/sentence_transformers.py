@@ -11,32 +11,29 @@ model card states the Matryoshka dims and prompts.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import shutil
+import string
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from embeddinggemma.atomic import atomic_directory, refuse_replacing
+from embeddinggemma.checkpoint.hf_config import embedder_to_hf_config, transformer_from_hf_config
 from embeddinggemma.checkpoint.hf_gemma3 import (
     check_hf_tensors,
     transformer_leaf_from_hf,
     transformer_paths,
     transformer_to_hf,
 )
-from embeddinggemma.checkpoint.hf_tokenizer import (
-    TokenizerConversionError,
-    build_tokenizer,
-    first_difference,
-    read_model_proto,
-    special_pieces,
-)
+from embeddinggemma.checkpoint.hf_tokenizer import checked_tokenizer, write_tokenizer_files
+from embeddinggemma.errors import InputError
 from embeddinggemma.files import read_json, require_file
-from embeddinggemma.model.config import EmbedderConfig, TransformerConfig
+from embeddinggemma.model.config import EmbedderConfig
 from embeddinggemma.prompts import DEFAULT_PROMPTS, load_prompts
 
 _POOLING_MODES = {
@@ -53,15 +50,30 @@ WHAT = "a sentence-transformers export"
 
 
 class SafetensorsReader(Mapping[str, np.ndarray]):
-    """A lazy name -> numpy array mapping over one safetensors file."""
+    """A lazy name -> numpy array mapping over one safetensors file.
+
+    Raises:
+      InputError naming the file when it is truncated or not a safetensors file (on opening, or on
+      reading a tensor).
+    """
 
     def __init__(self, path: Path):
         self.path = path
-        self._file = safe_open(str(path), framework="numpy")
-        self._names = list(self._file.keys())
+        with self._named_errors():
+            self._file = safe_open(str(path), framework="numpy")
+            self._names = list(self._file.keys())
 
     def __getitem__(self, name: str) -> np.ndarray:
-        return self._file.get_tensor(name)
+        with self._named_errors():
+            return self._file.get_tensor(name)
+
+    @contextlib.contextmanager
+    def _named_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except SafetensorError as e:  # its message names neither the file nor the tensor
+            raise InputError(f"{self.path}: not a readable safetensors file, truncated or damaged "
+                             f"({e}).") from None
 
     def shape(self, name: str) -> list[int]:
         """A tensor's shape, read from the header only."""
@@ -159,7 +171,7 @@ class SentenceTransformersReader:
             raise ValueError(f"{model_dir / 'modules.json'}: expected Transformer, Pooling, Dense..., "
                              f"Normalize; found {kinds}.")
         transformer_dir = model_dir / modules[0]["path"]
-        transformer = TransformerConfig.from_hf_config(_encoder_hf_config(transformer_dir / "config.json"))
+        transformer = transformer_from_hf_config(_encoder_hf_config(transformer_dir / "config.json"))
         pooling = _pooling_mode(model_dir / modules[1]["path"])
         self.dense = [_dense_weight(model_dir / m["path"]) for m in modules[2:-1]]
         self.weights = SafetensorsReader(_require(transformer_dir / "model.safetensors"))
@@ -254,17 +266,10 @@ def export_sentence_transformers(directory: str | Path, config: EmbedderConfig, 
     as_f32 = lambda w: np.ascontiguousarray(np.asarray(w, dtype=np.float32))  # noqa: E731
     weights = {k: as_f32(v) for k, v in transformer_to_hf(params["transformer"], t).items()}
     dense = _dense_weights(config, params)
-    hf_tokenizer = build_tokenizer(tokenizer_model)
-    difference = first_difference(hf_tokenizer, tokenizer_model)
-    if difference is not None:
-        text, expected, found = difference
-        raise TokenizerConversionError(
-            f"{tokenizer_model}: the Hugging Face tokenizer built from it gives {found} for {text!r}, "
-            f"SentencePiece {expected}; nothing was written.")
-    special = special_pieces(read_model_proto(tokenizer_model))
+    hf_tokenizer = checked_tokenizer(tokenizer_model)
     with atomic_directory(directory, EXPORT_METADATA_FILE, WHAT) as partial:
         save_file(weights, str(partial / "model.safetensors"), metadata={"format": "pt"})
-        _write_json(partial / "config.json", config.to_hf_config())
+        _write_json(partial / "config.json", embedder_to_hf_config(config))
         _write_json(partial / "sentence_bert_config.json",
                     {"max_seq_length": t.max_length, "do_lower_case": False})
         pooling = {key: False for key in _POOLING_MODES}
@@ -289,51 +294,25 @@ def export_sentence_transformers(directory: str | Path, config: EmbedderConfig, 
             "default_prompt_name": None, "similarity_fn_name": "cosine",
             "matryoshka_dims": list(config.matryoshka_dims)})
 
-        shutil.copyfile(tokenizer_model, partial / "tokenizer.model")
-        hf_tokenizer.save(str(partial / "tokenizer.json"))
-        # Read as it is (not rebuilt around the vocabulary, as GemmaTokenizer would), and a text's
-        # own "<s>" or "<pad>" is spelt as characters, as SentencePiece spells it.
-        _write_json(partial / "tokenizer_config.json", {
-            "tokenizer_class": "PreTrainedTokenizerFast", "padding_side": "right",
-            "model_max_length": t.max_length, "split_special_tokens": True, **special})
-        _write_json(partial / "special_tokens_map.json", special)
+        write_tokenizer_files(partial, hf_tokenizer, tokenizer_model, t.max_length)
         (partial / "README.md").write_text(_model_card(config, prompts))
         _write_json(partial / EXPORT_METADATA_FILE, {
             "format_version": EXPORT_FORMAT_VERSION, "matryoshka_dims": list(config.matryoshka_dims)})
     return directory
 
 
+MODEL_CARD = Path(__file__).with_name("templates") / "model_card.md"  # string.Template placeholders
+
+
 def _model_card(config: EmbedderConfig, prompts: Mapping[str, str]) -> str:
-    """README.md: what the directory holds, its Matryoshka dims and prompts, and how to load it."""
-    dims = ", ".join(str(d) for d in config.matryoshka_dims)
-    widths = " -> ".join(str(d) for d in (config.transformer.embed_dim, *config.projection_dims))
-    rows = "\n".join(f"| `{name}` | `{prompt!r}` |" for name, prompt in sorted(prompts.items()))
-    return f"""---
-library_name: sentence-transformers
-pipeline_tag: sentence-similarity
-tags: [sentence-transformers, sentence-similarity, feature-extraction, embeddinggemma]
----
-
-# An EmbeddingGemma-style embedding model
-
-Exported by `python -m embeddinggemma.export`: a bidirectional Gemma 3 encoder
-({config.transformer.num_layers} layers, width {config.transformer.embed_dim}), {config.pooling} pooling,
-Dense {widths}, L2 normalisation.
-
-**Matryoshka dimensions**: {dims} (truncate, then re-normalise:
-`SentenceTransformer(path, truncate_dim={config.matryoshka_dims[-1]})`).
-
-```python
-from sentence_transformers import SentenceTransformer
-
-model = SentenceTransformer("path/to/this/directory")
-queries = model.encode(["Which planet is known as the Red Planet?"], prompt_name="query")
-```
-
-| prompt name | prompt |
-| --- | --- |
-{rows}
-"""
+    """README.md: what the directory holds, its Matryoshka dims and prompts, and how to load it
+    (templates/model_card.md filled in)."""
+    return string.Template(MODEL_CARD.read_text(encoding="utf-8")).substitute(
+        num_layers=config.transformer.num_layers, embed_dim=config.transformer.embed_dim,
+        pooling=config.pooling,
+        widths=" -> ".join(str(d) for d in (config.transformer.embed_dim, *config.projection_dims)),
+        dims=", ".join(str(d) for d in config.matryoshka_dims), smallest_dim=config.matryoshka_dims[-1],
+        prompt_rows="\n".join(f"| `{name}` | `{prompt!r}` |" for name, prompt in sorted(prompts.items())))
 
 
 def _dense_weights(config: EmbedderConfig, params: Mapping) -> list[np.ndarray]:

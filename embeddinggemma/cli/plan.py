@@ -17,7 +17,7 @@ import sys
 
 from absl import flags
 
-from embeddinggemma.training.config import ConfigError
+from embeddinggemma.errors import ConfigError
 from embeddinggemma.training.config_files import config_from_command_line
 
 DOES_NOT_FIT = 4

@@ -1,7 +1,4 @@
-"""Data: record sources, prompts and tokenisation, the weighted one-dataset-per-batch mixture."""
-
-from embeddinggemma.data.config import corpus_datasets, data_config, dataset_config
-from embeddinggemma.data.pipeline import TrainIterator, make_eval_batches, make_train_iterator
-
-__all__ = ["TrainIterator", "corpus_datasets", "data_config", "dataset_config", "make_eval_batches",
-           "make_train_iterator"]
+"""Data: record sources, prompts and tokenisation, the weighted one-dataset-per-batch mixture
+(config.py: the `data` section; pipeline.py: the grain pipelines; corpus/: the corpus builder;
+ul2.py, ul2_config.py: UL2 denoising). Import the module you need: this package imports none, so
+reading a config does not load grain."""

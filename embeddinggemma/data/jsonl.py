@@ -20,16 +20,25 @@ _SCAN_CHUNK = 1 << 26
 
 
 def _line_bounds(fd: int) -> tuple[np.ndarray, np.ndarray]:
-    """(start, end) byte offsets [L] of every line, the newline excluded, the last line included."""
-    newlines, size = [], 0
+    """(start, end) byte offsets [L] of every line, its LF or CRLF excluded, the last line included.
+
+    Only LF ends a line: U+2028 or NEL inside a JSON string is a character, as JSON has it.
+    """
+    newlines, carriage_returns, size, last = [], [], 0, 0
     while chunk := os.pread(fd, _SCAN_CHUNK, size):
-        newlines.append(np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == ord("\n")) + size)
-        size += len(chunk)
+        data = np.frombuffer(chunk, dtype=np.uint8)
+        at = np.flatnonzero(data == ord("\n"))
+        before = np.where(at > 0, data[np.maximum(at - 1, 0)], last)  # the byte before each LF
+        newlines.append(at + size)
+        carriage_returns.append(before == ord("\r"))
+        size, last = size + len(chunk), data[-1]
     ends = np.concatenate([*newlines, np.zeros(0, np.int64)]).astype(np.int64)
+    crlf = np.concatenate([*carriage_returns, np.zeros(0, bool)])
     if size and (not len(ends) or ends[-1] != size - 1):
         ends = np.append(ends, size)  # a last line without a newline
+        crlf = np.append(crlf, False)
     starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)[: len(ends)]
-    return starts, ends
+    return starts, ends - crlf
 
 
 class JsonLinesSource:

@@ -25,10 +25,11 @@ import numpy as np
 from embeddinggemma.data.config import validate_data_config
 from embeddinggemma.data.hashing import stable_seed
 from embeddinggemma.data.mixture import WeightedBatchSelection
-from embeddinggemma.data.records import Example, MalformedRecordError, RawRecord, Skipped, parse_example
+from embeddinggemma.data.records import Example, RawRecord, Skipped, parse_example
 from embeddinggemma.data.sources import open_source
 from embeddinggemma.data.teacher import TeacherEmbeddings, default_teacher_dir
 from embeddinggemma.data.transforms import BatchCollator
+from embeddinggemma.errors import MalformedRecordError
 from embeddinggemma.tokenizer import Tokenizer
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,14 @@ class TrainIterator(Iterator[dict[str, np.ndarray]]):
             self.skipped[name] += 1
             if self.skipped[name] <= _LOGGED_SKIPS:
                 logger.warning("Skipped a malformed record of %s: %s: %s", name, record.where, record.reason)
+        if batch.skipped and not batch.arrays["example_mask"].any():
+            # The records are shuffled: a whole batch of malformed ones means the dataset is broken,
+            # and a step on it would train on nothing (loss 0) as if all were well.
+            first = batch.skipped[0]
+            raise MalformedRecordError(
+                first.where, f"all {len(batch.skipped)} records of a batch of dataset {name!r} are malformed "
+                f"(data.skip_malformed=True skips them; this one: {first.reason}): the dataset has nothing "
+                "to train on.")
         return batch.arrays
 
     def get_state(self) -> dict:

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from embeddinggemma.errors import MalformedRecordError
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 from embeddinggemma.schema import RECORD_FIELDS
 
@@ -52,14 +53,6 @@ class Skipped:
 
     where: str
     reason: str
-
-
-class MalformedRecordError(ValueError):
-    """A record that breaks the schema; the message starts with where it is (`file:line`)."""
-
-    def __init__(self, where: str, reason: str):
-        super().__init__(f"{where}: {reason}")
-        self.where, self.reason = where, reason
 
 
 def _decode_text(value: object) -> object:

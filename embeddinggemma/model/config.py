@@ -1,8 +1,9 @@
 """Architecture configs: frozen dataclasses and named presets.
 
 The fields mirror a Hugging Face Gemma 3 `config.json` so that an imported checkpoint and a preset
-are the same kind of object. Axis letters used in the model code: B batch, T query length,
-S key length, N query heads, K kv heads, H head dim, D model dim, F MLP hidden, P projection.
+are the same kind of object (checkpoint/hf_config.py translates). Axis letters used in the model
+code: B batch, T query length, S key length, N query heads, K kv heads, H head dim, D model dim,
+F MLP hidden, P projection.
 """
 
 from __future__ import annotations
@@ -11,19 +12,28 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 
 LOCAL = "local"
 GLOBAL = "global"
-_HF_LAYER_TYPES = {"sliding_attention": LOCAL, "full_attention": GLOBAL}
 _ALLOWED_DTYPES = ("float32", "bfloat16")
 POOLING_MODES = ("mean", "first", "last", "attention")
 LOCAL_ATTENTION = {"auto": None, "dense": False, "banded": True}
+# How attention is computed, the one place the choice is made (RuntimeConfig.attention_kernel):
+#   einsum  XLA einsums: every score of global layers, local layers dense or banded (local_attention)
+#   splash  Pallas splash attention (TPU): local windows, causal or full global, padding by segments
+#   cudnn   jax.nn.dot_product_attention's cuDNN kernel (GPU, bfloat16): global layers and causal
+#           local windows; bidirectional local layers stay einsum (cuDNN has causal windows only)
+EINSUM, SPLASH, CUDNN = "einsum", "splash", "cudnn"
+ATTENTION = ("auto", EINSUM, SPLASH, CUDNN)
+# What "auto" resolves to on each platform (jax's platform names: a Device's `.platform`).
+ATTENTION_BY_PLATFORM = {"tpu": SPLASH, "gpu": CUDNN, "cuda": CUDNN}
 # What the backward pass keeps of each block's forward pass; the rest it recomputes.
 #   none     everything (the most memory)
 #   matmuls  the outputs of the products with weight matrices; the attention scores, norms and
-#            activations are recomputed (on CPU the 300m step is faster and needs 40% less memory
-#            than with none, bench/README.md)
+#            activations are recomputed (less memory than none, and on CPU faster:
+#            bench/README.md measures both)
 #   full     only the block's input (the least memory, the whole block computed twice)
 REMAT = ("none", "matmuls", "full")
 # Run-time settings that configs written before RuntimeConfig existed hold beside the architecture.
@@ -47,6 +57,11 @@ def layer_pattern(num_layers: int, local_per_global: int) -> tuple[str, ...]:
     return tuple(GLOBAL if (i + 1) % period == 0 else LOCAL for i in range(num_layers))
 
 
+def _target_platform() -> str:
+    device = jax.sharding.get_abstract_mesh().abstract_device
+    return jax.default_backend() if device is None else device.platform
+
+
 @dataclasses.dataclass(frozen=True)
 class RuntimeConfig:
     """How a model runs, not what it is: models that differ only here share an architecture
@@ -58,12 +73,17 @@ class RuntimeConfig:
     `local_attention` is how local layers compute their scores: "dense" (all T x T, masked),
     "banded" (only the blocks near the diagonal, linear in T) or "auto" (banded where it is the
     cheaper, `masks.use_band`); the three agree to rounding.
+    `attention` is the implementation (`ATTENTION`): "auto" follows the platform the program is
+    compiled for (`attention_kernel`), or one is forced. `interpret` runs Pallas kernels in
+    interpret mode, so that the splash path runs (slowly) on a CPU: for tests only.
     """
 
     dtype: str = "float32"
     param_dtype: str = "float32"
     remat: str = "none"
     local_attention: str = "auto"
+    attention: str = "auto"
+    interpret: bool = False
 
     def __post_init__(self):
         check_dtype("dtype", self.dtype)
@@ -75,6 +95,23 @@ class RuntimeConfig:
         if self.local_attention not in LOCAL_ATTENTION:
             raise ValueError(f"local_attention={self.local_attention!r} is not one of "
                              f"{tuple(LOCAL_ATTENTION)}.")
+        if self.attention not in ATTENTION:
+            raise ValueError(f"attention={self.attention!r} is not one of {ATTENTION}.")
+        if self.attention == CUDNN and self.dtype != "bfloat16":
+            raise ValueError(f"attention='cudnn' needs dtype='bfloat16' (cuDNN's flash attention "
+                             f"has no {self.dtype} kernel); use 'einsum' or 'auto'.")
+
+    def attention_kernel(self, platform: str | None = None) -> str:
+        """The implementation (einsum, splash or cudnn) for programs compiled for `platform` (a
+        Device's `.platform`, e.g. "tpu"). None: the platform being compiled for, that of the
+        mesh in context (`jax.sharding.use_abstract_mesh`; the trainer traces its programs under
+        its mesh, whose devices may be compile-only TPUs on a CPU host), else the default
+        backend's."""
+        if self.attention != "auto":
+            return self.attention
+        kernel = ATTENTION_BY_PLATFORM.get(platform or _target_platform(), EINSUM)
+        # cuDNN's flash attention runs in 16-bit types only; float32 models keep the einsums.
+        return EINSUM if kernel == CUDNN and self.dtype != "bfloat16" else kernel
 
     @property
     def banded(self) -> bool | None:
@@ -142,92 +179,6 @@ class TransformerConfig:
         """Reads `dataclasses.asdict`'s form, as our checkpoint files store it (lists for tuples)."""
         return cls(**{**d, "layer_types": tuple(d["layer_types"])})
 
-    @classmethod
-    def from_hf_config(cls, hf: Mapping[str, Any], **overrides: Any) -> TransformerConfig:
-        """Builds the config from a Hugging Face Gemma 3 text `config.json` dictionary.
-
-        `use_bidirectional_attention` is not architecture (it is the masks); the importer of a
-        model checks it against the use it makes of the model.
-        """
-        try:
-            if "layer_types" in hf:
-                layer_types = tuple(_HF_LAYER_TYPES[t] for t in hf["layer_types"])
-            else:
-                layer_types = layer_pattern(hf["num_hidden_layers"], hf["sliding_window_pattern"] - 1)
-            if hf.get("rope_scaling"):
-                raise ValueError(f"rope_scaling={hf['rope_scaling']} is not supported.")
-            for key in ("attn_logit_softcapping", "final_logit_softcapping"):
-                if hf.get(key) is not None:
-                    raise ValueError(f"{key}={hf[key]} is not supported (the model has none).")
-            fields = dict(
-                vocab_size=hf["vocab_size"],
-                embed_dim=hf["hidden_size"],
-                num_layers=hf["num_hidden_layers"],
-                num_heads=hf["num_attention_heads"],
-                num_kv_heads=hf["num_key_value_heads"],
-                head_dim=hf["head_dim"],
-                mlp_dim=hf["intermediate_size"],
-                layer_types=layer_types,
-                sliding_window=hf["sliding_window"],
-                local_rope_base=float(hf.get("rope_local_base_freq", 10_000.0)),
-                global_rope_base=float(hf.get("rope_theta", 1_000_000.0)),
-                query_pre_attn_scalar=float(hf["query_pre_attn_scalar"]),
-                norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
-                max_length=hf.get("max_position_embeddings", 2048),
-                pad_id=hf.get("pad_token_id", 0),
-                eos_id=_first(hf.get("eos_token_id", 1)),
-                bos_id=hf.get("bos_token_id", 2),
-            )
-        except KeyError as e:
-            raise ValueError(f"Gemma 3 config.json is missing the field {e.args[0]!r}.") from None
-        if hf.get("hidden_activation", "gelu_pytorch_tanh") != "gelu_pytorch_tanh":
-            raise ValueError(f"hidden_activation={hf['hidden_activation']!r}; only tanh GELU is supported.")
-        fields.update(overrides)
-        return cls(**fields)
-
-    def to_hf_config(self, *, bidirectional: bool) -> dict[str, Any]:
-        """The Hugging Face Gemma 3 text `config.json` dictionary for this architecture, used as
-        an encoder (`bidirectional`) or a causal decoder."""
-        hf_types = {ours: theirs for theirs, ours in _HF_LAYER_TYPES.items()}
-        return {
-            "architectures": ["Gemma3TextModel"],
-            "model_type": "gemma3_text",
-            "attention_bias": False,
-            "attention_dropout": 0.0,
-            "attn_logit_softcapping": None,
-            "final_logit_softcapping": None,
-            "bos_token_id": self.bos_id,
-            "eos_token_id": self.eos_id,
-            "pad_token_id": self.pad_id,
-            "head_dim": self.head_dim,
-            "hidden_activation": "gelu_pytorch_tanh",
-            "hidden_size": self.embed_dim,
-            "intermediate_size": self.mlp_dim,
-            "layer_types": [hf_types[t] for t in self.layer_types],
-            "max_position_embeddings": self.max_length,
-            "num_attention_heads": self.num_heads,
-            "num_hidden_layers": self.num_layers,
-            "num_key_value_heads": self.num_kv_heads,
-            # transformers validates this field as an int.
-            "query_pre_attn_scalar": _int_if_whole(self.query_pre_attn_scalar),
-            "rms_norm_eps": self.norm_eps,
-            "rope_local_base_freq": self.local_rope_base,
-            "rope_scaling": None,
-            "rope_theta": self.global_rope_base,
-            "sliding_window": self.sliding_window,
-            "use_bidirectional_attention": bidirectional,
-            "vocab_size": self.vocab_size,
-            "dtype": "float32",
-        }
-
-
-def _int_if_whole(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else value
-
-
-def _first(value: int | list[int]) -> int:
-    return value[0] if isinstance(value, list) else value
-
 
 @dataclasses.dataclass(frozen=True)
 class EmbedderConfig:
@@ -264,10 +215,6 @@ class EmbedderConfig:
         inner = {k: changes.pop(k) for k in list(changes) if k in transformer_fields}
         transformer = dataclasses.replace(self.transformer, **inner)
         return dataclasses.replace(self, transformer=transformer, **changes)
-
-    def to_hf_config(self) -> dict[str, Any]:
-        """The Hugging Face `config.json` of the encoder: bidirectional, as an embedder is."""
-        return self.transformer.to_hf_config(bidirectional=True)
 
     def to_dict(self) -> dict[str, Any]:
         """The on-disk form (`embeddinggemma.json` of an Orbax checkpoint)."""

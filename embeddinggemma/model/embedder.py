@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from embeddinggemma.model.config import EmbedderConfig, RuntimeConfig
 from embeddinggemma.model.layers import logical_param
-from embeddinggemma.model.masks import encoder_masks, padding_mask
+from embeddinggemma.model.masks import encoder_masks, padding_mask, runtime_mask_options
 from embeddinggemma.model.pooling import FIXED_POOLING, AttentionPool
 from embeddinggemma.model.transformer import Transformer
 from embeddinggemma.numerics import l2_normalize, truncate_embeddings
@@ -27,7 +27,8 @@ class EmbeddingModel(nn.Module):
         c, weight_dtype = self.config, self.runtime.weight_dtype
         input_mask = padding_mask(tokens, c.transformer.pad_id)
         transformer = Transformer(c.transformer, self.runtime, name="transformer")
-        hidden = transformer(tokens, encoder_masks(input_mask, c.transformer, banded=self.runtime.banded))
+        masks = encoder_masks(input_mask, c.transformer, **runtime_mask_options(self.runtime))
+        hidden = transformer(tokens, masks)
         if c.pooling == "attention":
             x = AttentionPool(weight_dtype, name="attention_pool")(hidden, input_mask)
         else:

@@ -24,7 +24,13 @@ import numpy as np
 
 from embeddinggemma.model.config import RuntimeConfig, TransformerConfig
 from embeddinggemma.model.layers import TokenEmbedding
-from embeddinggemma.model.masks import cross_attention_mask, decoder_masks, encoder_masks, padding_mask
+from embeddinggemma.model.masks import (
+    cross_attention_mask,
+    decoder_masks,
+    encoder_masks,
+    padding_mask,
+    runtime_mask_options,
+)
 from embeddinggemma.model.transformer import Transformer
 
 EMBEDDING, ENCODER, DECODER = "embedding", "encoder", "decoder"
@@ -53,7 +59,8 @@ class EncoderDecoder(nn.Module):
     def encode(self, encoder_tokens: jax.Array) -> jax.Array:
         """[B, S] token ids -> [B, S] encoder outputs [B, S, D] (bidirectional)."""
         mask = padding_mask(encoder_tokens, self.config.pad_id)
-        return self.encoder(encoder_tokens, encoder_masks(mask, self.config, banded=self.runtime.banded))
+        masks = encoder_masks(mask, self.config, **runtime_mask_options(self.runtime))
+        return self.encoder(encoder_tokens, masks)
 
     def decoder_hidden(self, encoder_tokens: jax.Array, decoder_tokens: jax.Array) -> jax.Array:
         """The decoder's final hidden states [B, T, D] (what `logits` turns into predictions)."""
@@ -61,7 +68,7 @@ class EncoderDecoder(nn.Module):
         encoded = self.encode(encoder_tokens)
         decoder_mask = padding_mask(decoder_tokens, c.pad_id)
         cross = cross_attention_mask(decoder_mask, padding_mask(encoder_tokens, c.pad_id))
-        masks = decoder_masks(decoder_mask, c, banded=self.runtime.banded)
+        masks = decoder_masks(decoder_mask, c, **runtime_mask_options(self.runtime))
         return self.decoder(decoder_tokens, masks, encoded=encoded, cross_mask=cross)
 
     def logits(self, hidden: jax.Array) -> jax.Array:

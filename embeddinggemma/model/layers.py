@@ -31,7 +31,7 @@ LOOKUP = ("lookup_batch", "activation_length", EMBED)
 
 def constrain(x: jax.Array, axes: Sequence[str]) -> jax.Array:
     """`x` laid out on the mesh by its logical `axes` under the trainer's sharding rules; unchanged
-    (no constraint) outside a `training.mesh.activation_sharding` context, e.g. on one device."""
+    (no constraint) outside a `training.mesh.tracing_under` context, e.g. on one device."""
     return nn.with_logical_constraint(x, tuple(axes))
 
 
@@ -73,8 +73,7 @@ class FeedForward(nn.Module):
         down = logical_param(self, "down", (F, D), ("mlp", "embed"), self.param_dtype)
         x = x.astype(self.dtype)
         # Gate and up in one product, stacked so that a sharded `mlp` axis stays where it is: on CPU
-        # fewer, larger products are faster (with keys and values fused too, a 512-token forward
-        # pass of the 300m model is about 10% faster).
+        # fewer, larger products are faster (measured in README, Model notes).
         both = jnp.einsum("BTD,DGF->BTGF", x, jnp.stack([gate, up], axis=1).astype(self.dtype))
         hidden = constrain(jax.nn.gelu(both[..., 0, :], approximate=True) * both[..., 1, :], MLP_HIDDEN)
         return constrain(jnp.einsum("BTF,FD->BTD", hidden, down.astype(self.dtype)), RESIDUAL)

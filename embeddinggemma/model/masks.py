@@ -7,7 +7,10 @@ Gemma 3's `sliding_window` (a window length); a mask is built from `max_distance
 
 A mask is a dense [B, T, S] bool array, or, for a local layer over a long input, a `BandMask`: the
 padding mask and the window, from which attention computes only the band of scores near the
-diagonal (attention.py), so the local layers' cost grows linearly in length instead of as T^2.
+diagonal (attention.py), so the local layers' cost grows linearly in length instead of as T^2; or,
+for an attention kernel (splash on TPU, cuDNN on GPU: `RuntimeConfig.attention_kernel`), a
+`KernelMask`, the same parts handed to the kernel. `layer_paths` decides which a layer gets and
+`attention_paths` reports it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from embeddinggemma.model.config import GLOBAL, LOCAL, TransformerConfig
+from embeddinggemma.model.config import CUDNN, EINSUM, GLOBAL, LOCAL, SPLASH, RuntimeConfig, TransformerConfig
+
+# The paths a layer's attention takes (`layer_paths`): the einsum paths, or a kernel's name.
+DENSE, BANDED = "dense", "banded"
+# The layer kinds `attention_paths` reports on.
+ENCODER_LOCAL, ENCODER_GLOBAL = "encoder_local", "encoder_global"
+DECODER_LOCAL, DECODER_GLOBAL = "decoder_local", "decoder_global"
+CROSS_ATTENTION = "cross"
 
 
 @struct.dataclass
@@ -44,16 +54,35 @@ class BandMask:
 
 
 @struct.dataclass
+class KernelMask:
+    """A layer's mask for an attention kernel (`attention_kernels.py`), kept as its parts: real keys
+    (`key_mask`), with |i - j| <= max_distance for a local layer (None: global), j <= i when
+    causal. `kernel` names the kernel (SPLASH or CUDNN); `interpret` runs a Pallas kernel in
+    interpret mode (any platform, slowly)."""
+
+    key_mask: jax.Array  # [B, T] bool, True on real tokens
+    max_distance: int | None = struct.field(pytree_node=False)
+    causal: bool = struct.field(pytree_node=False)
+    kernel: str = struct.field(pytree_node=False)
+    interpret: bool = struct.field(pytree_node=False, default=False)
+
+    def dense(self) -> jax.Array:
+        """The same mask as a [B, T, T] array."""
+        return attention_mask(self.key_mask, causal=self.causal, max_distance=self.max_distance)
+
+
+@struct.dataclass
 class ByLayerType:
-    """Inside the scanned blocks: the global mask where `is_global`, else the banded local one."""
+    """Inside the scanned blocks: the global mask where `is_global`, else the local one (used where
+    either is not a plain array, so that the layer types cannot be picked with `jnp.where`)."""
 
     is_global: jax.Array  # bool scalar
-    global_mask: jax.Array
-    local_mask: BandMask
+    global_mask: jax.Array | KernelMask
+    local_mask: jax.Array | BandMask | KernelMask
 
 
-Mask = jax.Array | BandMask | ByLayerType
-LayerMasks = dict[str, jax.Array | BandMask]
+Mask = jax.Array | BandMask | KernelMask | ByLayerType
+LayerMasks = dict[str, jax.Array | BandMask | KernelMask]
 
 # Windows narrower than this make many small products, slower on CPU than the dense scores they save.
 MIN_BAND_RADIUS = 64
@@ -119,27 +148,80 @@ def local_max_distance(sliding_window: int, *, causal: bool) -> int:
     return sliding_window - 1 if causal else sliding_window // 2
 
 
-def _layer_masks(input_mask: jax.Array, config: TransformerConfig, causal: bool,
-                 banded: bool | None) -> LayerMasks:
-    local = local_max_distance(config.sliding_window, causal=causal)
+def layer_paths(kernel: str, length: int, local_distance: int, *, causal: bool,
+                banded: bool | None) -> dict[str, str]:
+    """How each layer type ({LOCAL, GLOBAL}) computes attention over `length` tokens: DENSE,
+    BANDED, SPLASH or CUDNN, for an implementation `kernel` (`RuntimeConfig.attention_kernel`).
+
+    Splash takes every self-attention layer. cuDNN takes global layers and causal local ones; its
+    windows are causal only, so bidirectional local layers keep the einsum paths, as the einsum
+    implementation's layers do: global dense, local banded where `banded` (None: where `use_band`
+    finds it cheaper for this length), else dense.
+    """
+    if kernel == SPLASH:
+        return {LOCAL: SPLASH, GLOBAL: SPLASH}
+    if kernel not in (EINSUM, CUDNN):
+        raise ValueError(f"Unknown attention kernel {kernel!r}; one of {(EINSUM, SPLASH, CUDNN)}.")
     if banded is None:
-        banded = use_band(input_mask.shape[-1], local, causal=causal)
-    local_mask = (BandMask(input_mask, local, causal, band_block(local)) if banded
-                  else attention_mask(input_mask, causal=causal, max_distance=local))
-    return {LOCAL: local_mask, GLOBAL: attention_mask(input_mask, causal=causal)}
+        banded = use_band(length, local_distance, causal=causal)
+    local = BANDED if banded else DENSE
+    if kernel == CUDNN:
+        return {LOCAL: CUDNN if causal else local, GLOBAL: CUDNN}
+    return {LOCAL: local, GLOBAL: DENSE}
 
 
-def encoder_masks(input_mask: jax.Array, config: TransformerConfig, *,
-                  banded: bool | None = None) -> LayerMasks:
+def attention_paths(runtime: RuntimeConfig, config: TransformerConfig, length: int,
+                    platform: str | None = None) -> dict[str, str]:
+    """What each kind of attention layer computes with, for inputs of `length` tokens in programs
+    compiled for `platform` (None: the default backend's): {ENCODER_LOCAL, ENCODER_GLOBAL,
+    DECODER_LOCAL, DECODER_GLOBAL, CROSS_ATTENTION} -> DENSE, BANDED, SPLASH or CUDNN.
+    Cross-attention (an encoder-decoder's) is always DENSE: a [B, T, S] mask over the encoder's
+    outputs, which no kernel here takes."""
+    kernel = runtime.attention_kernel(platform)
+    paths = {}
+    for causal, local_kind, global_kind in ((False, ENCODER_LOCAL, ENCODER_GLOBAL),
+                                            (True, DECODER_LOCAL, DECODER_GLOBAL)):
+        local = local_max_distance(config.sliding_window, causal=causal)
+        chosen = layer_paths(kernel, length, local, causal=causal, banded=runtime.banded)
+        paths.update({local_kind: chosen[LOCAL], global_kind: chosen[GLOBAL]})
+    return {**paths, CROSS_ATTENTION: DENSE}
+
+
+def _layer_mask(path: str, input_mask: jax.Array, max_distance: int | None, causal: bool,
+                interpret: bool) -> jax.Array | BandMask | KernelMask:
+    if path == DENSE:
+        return attention_mask(input_mask, causal=causal, max_distance=max_distance)
+    if path == BANDED:
+        return BandMask(input_mask, max_distance, causal, band_block(max_distance))
+    return KernelMask(input_mask, max_distance, causal, path, interpret)
+
+
+def _layer_masks(input_mask: jax.Array, config: TransformerConfig, causal: bool,
+                 banded: bool | None, kernel: str, interpret: bool) -> LayerMasks:
+    local = local_max_distance(config.sliding_window, causal=causal)
+    paths = layer_paths(kernel, input_mask.shape[-1], local, causal=causal, banded=banded)
+    return {LOCAL: _layer_mask(paths[LOCAL], input_mask, local, causal, interpret),
+            GLOBAL: _layer_mask(paths[GLOBAL], input_mask, None, causal, interpret)}
+
+
+def encoder_masks(input_mask: jax.Array, config: TransformerConfig, *, banded: bool | None = None,
+                  kernel: str = EINSUM, interpret: bool = False) -> LayerMasks:
     """Bidirectional masks per layer type from a [B, T] padding mask: [B, T, T] arrays, the local
-    one a `BandMask` where `banded` (None: where `use_band` finds it cheaper for this length)."""
-    return _layer_masks(input_mask, config, causal=False, banded=banded)
+    one a `BandMask` where `banded` (None: where `use_band` finds it cheaper for this length), or
+    `KernelMask`s where `kernel` (`RuntimeConfig.attention_kernel`) takes the layer (`layer_paths`).
+    `interpret` runs a Pallas kernel in interpret mode."""
+    return _layer_masks(input_mask, config, causal=False, banded=banded, kernel=kernel, interpret=interpret)
 
 
-def decoder_masks(input_mask: jax.Array, config: TransformerConfig, *,
-                  banded: bool | None = None) -> LayerMasks:
+def decoder_masks(input_mask: jax.Array, config: TransformerConfig, *, banded: bool | None = None,
+                  kernel: str = EINSUM, interpret: bool = False) -> LayerMasks:
     """Causal masks per layer type, as `encoder_masks`; local layers see 0 <= i - j < sliding_window."""
-    return _layer_masks(input_mask, config, causal=True, banded=banded)
+    return _layer_masks(input_mask, config, causal=True, banded=banded, kernel=kernel, interpret=interpret)
+
+
+def runtime_mask_options(runtime: RuntimeConfig) -> dict:
+    """The keyword arguments of `encoder_masks` and `decoder_masks` that a RuntimeConfig sets."""
+    return {"banded": runtime.banded, "kernel": runtime.attention_kernel(), "interpret": runtime.interpret}
 
 
 def cross_attention_mask(decoder_input_mask: jax.Array, encoder_input_mask: jax.Array) -> jax.Array:

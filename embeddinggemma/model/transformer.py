@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from embeddinggemma.model.attention import Attention, rope_tables
 from embeddinggemma.model.config import GLOBAL, LOCAL, RuntimeConfig, TransformerConfig
 from embeddinggemma.model.layers import LAYERS, RESIDUAL, FeedForward, RMSNorm, TokenEmbedding, constrain
-from embeddinggemma.model.masks import BandMask, ByLayerType, LayerMasks
+from embeddinggemma.model.masks import ByLayerType, LayerMasks
 
 CROSS = "cross"  # the broadcast tables' entry for cross-attention: encoder outputs and mask
 # RuntimeConfig.remat -> what jax.checkpoint keeps; "matmuls" keeps products with a weight matrix
@@ -41,9 +41,9 @@ class Block(nn.Module):
         attention = lambda name: Attention(c.num_heads, c.num_kv_heads, c.head_dim, c.embed_dim,  # noqa: E731
                                            c.query_pre_attn_scalar, c.norm_eps, r.compute_dtype,
                                            r.weight_dtype, name=name)
-        local_mask = tables[LOCAL]["mask"]
-        mask = (ByLayerType(is_global, tables[GLOBAL]["mask"], local_mask) if isinstance(local_mask, BandMask)
-                else pick("mask"))
+        local_mask, global_mask = tables[LOCAL]["mask"], tables[GLOBAL]["mask"]
+        both_arrays = isinstance(local_mask, jax.Array) and isinstance(global_mask, jax.Array)
+        mask = pick("mask") if both_arrays else ByLayerType(is_global, global_mask, local_mask)
         x = constrain(x, RESIDUAL)
         attended = attention("attn")(norm("pre_attn_norm")(x), pick("sin"), pick("cos"), mask)
         x = x + norm("post_attn_norm")(attended)
@@ -104,7 +104,8 @@ class Transformer(nn.Module):
         Args:
           tokens: [B, T] int token ids.
           masks: one mask per layer type (`LOCAL`, `GLOBAL`): a [B, T, T] bool array, True where
-            query i may attend to key j, or for LOCAL a `masks.BandMask`; built by
+            query i may attend to key j, or for LOCAL a `masks.BandMask`, or a kernel's
+            `masks.KernelMask` (`masks.layer_paths` says which); built by
             `masks.encoder_masks` or `masks.decoder_masks`.
           positions: [B, T] int rotary positions; defaults to 0..T-1 (right padding).
           encoded: [B, S, D] encoder outputs, with `cross_attention` only.

@@ -48,8 +48,9 @@ from embeddinggemma.model.config import GLOBAL, TransformerConfig
 from embeddinggemma.planning import hlo
 from embeddinggemma.planning.slices import Slice
 from embeddinggemma.schema import ROLES
-from embeddinggemma.training.config import model_config, validate_config
-from embeddinggemma.training.mesh import batch_sharding
+from embeddinggemma.training.config import runtime_config, validate_config
+from embeddinggemma.training.embedding_config import model_config
+from embeddinggemma.training.mesh import batch_sharding, mesh_platform
 from embeddinggemma.training.trainer import Trainer, assemble_trainer
 
 MFU = 0.4  # the model FLOPs utilisation the report's step time assumes besides 100%
@@ -79,6 +80,15 @@ def is_adaptation(config: ml_collections.ConfigDict) -> bool:
     return "ul2" in config
 
 
+def architecture(config: ml_collections.ConfigDict) -> TransformerConfig:
+    """The transformer the config trains (both halves of an adaptation's encoder-decoder)."""
+    if is_adaptation(config):
+        from embeddinggemma.training.denoising_config import transformer_config
+
+        return transformer_config(config)
+    return model_config(config).transformer
+
+
 def _abstract(shape: tuple[int, ...], dtype, sharding) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
 
@@ -90,7 +100,7 @@ def batch_shapes(config: ml_collections.ConfigDict) -> dict[str, tuple[tuple[int
     t = config.train
     B = t.batch_size
     if is_adaptation(config):
-        from embeddinggemma.data.ul2 import sequence_lengths
+        from embeddinggemma.data.ul2_config import sequence_lengths
 
         S, T = sequence_lengths(config.ul2)
         return {"encoder_tokens": ((B, S), np.int32), "decoder_tokens": ((B, T), np.int32),
@@ -110,9 +120,9 @@ def programs(config: ml_collections.ConfigDict, devices: Sequence[jax.Device]
              ) -> tuple[Trainer, list[Program]]:
     """The trainer over `devices` and the programs a run of `config` compiles: the train step and
     the periodic evaluation's."""
-    transformer = model_config(config).transformer
+    transformer = architecture(config)
     if is_adaptation(config):
-        from embeddinggemma.data.ul2 import denoiser_names
+        from embeddinggemma.data.ul2_config import denoiser_names
         from embeddinggemma.training.denoising import denoising_trainer, heldout_sums
 
         trainer = denoising_trainer(config, transformer, transformer.pad_id, devices)
@@ -192,8 +202,7 @@ def _transformer_flops(c: TransformerConfig, tokens: int, keys: int, *, cross_ke
 
 def model_flops_per_step(config: ml_collections.ConfigDict) -> float:
     """Training FLOPs of one step by the model's arithmetic (the module docstring says how)."""
-    model = model_config(config)
-    c = model.transformer
+    c = architecture(config)
     shapes = batch_shapes(config)
     if is_adaptation(config):
         (B, S), (_, T) = shapes["encoder_tokens"][0], shapes["decoder_tokens"][0]
@@ -202,7 +211,7 @@ def model_flops_per_step(config: ml_collections.ConfigDict) -> float:
                    + B * T * 2 * c.vocab_size * c.embed_dim)
         return 3 * forward
     forward = 0.0
-    widths = (c.embed_dim, *model.projection_dims)
+    widths = (c.embed_dim, *model_config(config).projection_dims)
     head = sum(2 * a * b for a, b in zip(widths[:-1], widths[1:], strict=False))
     for role in ROLES:
         if role in shapes:
@@ -211,15 +220,19 @@ def model_flops_per_step(config: ml_collections.ConfigDict) -> float:
     return 3 * forward
 
 
-def attention_kinds(config: ml_collections.ConfigDict, hlo_text: str) -> dict[str, str]:
-    """{layer type: what its attention compiled to}: "pallas kernel" where the program calls a
-    Mosaic kernel (tpu_custom_call), else XLA's own path of model/attention.py: "dense" scores
-    for global layers, "banded" blocks for local ones (a BandMask)."""
-    c = model_config(config).transformer
-    kernel = hlo.has_custom_call(hlo_text, "tpu_custom_call")
+def attention_kinds(config: ml_collections.ConfigDict, platform: str, hlo_text: str) -> dict[str, str]:
+    """{layer type: its attention implementation}: the model's choice for `platform`
+    (`RuntimeConfig.attention_kernel`), checked against the program: a Pallas kernel shows as a
+    Mosaic custom call (tpu_custom_call); XLA's own path is "dense" scores for global layers,
+    "banded" blocks for local ones."""
+    kernel = runtime_config(config).attention_kernel(platform)
+    found = hlo.has_custom_call(hlo_text, "tpu_custom_call")
     kinds = {}
-    for kind in sorted(set(c.layer_types)):
-        kinds[kind] = "pallas kernel (Mosaic)" if kernel else ("dense" if kind == GLOBAL else "banded")
+    for kind in sorted(set(architecture(config).layer_types)):
+        if kernel == "einsum":
+            kinds[kind] = "dense" if kind == GLOBAL else "banded"
+        else:
+            kinds[kind] = kernel + ("" if found or platform != "tpu" else " (no kernel call in the program)")
     return kinds
 
 
@@ -312,7 +325,7 @@ def plan(config: ml_collections.ConfigDict, tpu: Slice, *, mfu: float = MFU,
         "collectives": reports["train_step"]["collectives"],
         "model_flops_per_step": flops,
         "step_seconds": step_seconds(flops, tpu, mfu),
-        "attention": attention_kinds(config, train_text),
+        "attention": attention_kinds(config, mesh_platform(trainer.mesh), train_text),
         "programs": reports,
     }
     if not report["fits"]:

@@ -18,8 +18,9 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
+from embeddinggemma.errors import ConfigError
 from embeddinggemma.training.checkpoints import EXPORT_DIR
-from embeddinggemma.training.config import ConfigError, model_config
+from embeddinggemma.training.embedding_config import model_config
 from embeddinggemma.training.metrics import EVAL_FILE, read_jsonl
 
 HELDOUT, SUITE = "heldout", "suite"

@@ -47,7 +47,7 @@ def top_trials(trials: Sequence[FrozenTrial], k: int) -> list[FrozenTrial]:
 def soup_command(workdir: str | Path, trials: Sequence[FrozenTrial]) -> str:
     """The command line that soups the final checkpoints of `trials`' runs."""
     runs = " ".join(str(trial_dir(workdir, t.number)) for t in trials)
-    return f"python -m embeddinggemma.soup --checkpoints {runs} --out {Path(workdir) / SOUP_DIR}"
+    return f"python -m embeddinggemma soup --checkpoints {runs} --out {Path(workdir) / SOUP_DIR}"
 
 
 def _weights(spec: SearchSpec, trial: FrozenTrial) -> dict[str, float] | None:

@@ -40,17 +40,16 @@ from optuna.trial import FrozenTrial, TrialState
 
 from embeddinggemma.atomic import atomic_write, check_target
 from embeddinggemma.data.config import with_corpus_datasets, with_mixture_weights
+from embeddinggemma.errors import ConfigError, NonFiniteLossError
 from embeddinggemma.files import read_json
 from embeddinggemma.search.objectives import SearchObjective
 from embeddinggemma.search.simplex import LOW, random_uniforms, uniforms_for_weights, weights_from_uniforms
-from embeddinggemma.training.config import ConfigError
 from embeddinggemma.training.inputs import ensure_corpus
-from embeddinggemma.training.loop import NonFiniteLossError
 
 logger = logging.getLogger(__name__)
 
 SPEC_FILE = "search.json"
-WHAT = "a mixture search (python -m embeddinggemma.mixture_search)"
+WHAT = "a mixture search (python -m embeddinggemma mixture_search)"
 JOURNAL_FILE = "study.journal"
 TRIALS_DIR = "trials"
 STUDY_NAME = "mixture-search"

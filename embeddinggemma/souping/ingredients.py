@@ -20,6 +20,7 @@ import numpy as np
 
 from embeddinggemma.checkpoint.loading import read_checkpoint_metadata
 from embeddinggemma.checkpoint.orbax_io import (
+    CHECKPOINTS_DIR,
     is_orbax_dir,
     orbax_leaf_shapes,
     read_orbax_leaf,
@@ -31,8 +32,8 @@ from embeddinggemma.checkpoint.sentence_transformers import (
 )
 from embeddinggemma.model import EmbedderConfig
 from embeddinggemma.model.layout import embedder_layout
-from embeddinggemma.training.checkpoints import CHECKPOINTS_DIR
-from embeddinggemma.training.config import CONFIG_FILE, model_config, read_config
+from embeddinggemma.training.config import CONFIG_FILE, read_config
+from embeddinggemma.training.embedding_config import model_config
 from embeddinggemma.training.inputs import run_tokenizer_and_prompts
 from embeddinggemma.training.state import ENCODER
 
@@ -106,7 +107,7 @@ def open_ingredient(name: str) -> Ingredient:
         if scheme is not None:
             # Averaging integer codes is meaningless; soup the float checkpoints, then quantise.
             raise ValueError(f"{path}: a {scheme} quantised checkpoint; soup float checkpoints and "
-                             f"quantise the soup (python -m embeddinggemma.quantize).")
+                             f"quantise the soup (python -m embeddinggemma quantize).")
         config, tokenizer, prompts = read_checkpoint_metadata(path)
         shapes = orbax_leaf_shapes(path / "params")
         files = sorted(f for f in (path / "params").rglob("*") if f.is_file())

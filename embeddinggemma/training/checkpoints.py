@@ -5,11 +5,22 @@ a run killed while saving leaves a `<step>.orbax-checkpoint-tmp-*` directory tha
 for a checkpoint and is removed on the next start. The restart resumes from the latest complete
 step. The data-iterator state is the same on every host (the stream is a function of the step;
 see data/pipeline.py), so the primary host's JSON copy serves all.
+
+A checkpoint that cannot be read (a truncated or missing file, missing or garbled metadata) is
+named in one line and moved to `DIR/checkpoints-damaged/`, and the run resumes from the newest one
+that reads. A background save that fails is noticed at the next step (`check`): the run stops,
+the failed step's temporary directory is removed, the earlier checkpoints stay as they were.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+import errno
+import logging
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import jax
@@ -19,12 +30,61 @@ import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
 from embeddinggemma.atomic import check_target, commit_partial, new_partial
-from embeddinggemma.checkpoint.orbax_io import METADATA_FILE, write_orbax_metadata
+from embeddinggemma.checkpoint.orbax_io import CHECKPOINTS_DIR, METADATA_FILE, write_orbax_metadata
+from embeddinggemma.errors import CheckpointError
 from embeddinggemma.model import EmbedderConfig
 from embeddinggemma.training.state import ENCODER
 
-CHECKPOINTS_DIR = "checkpoints"
+DAMAGED_DIR = "checkpoints-damaged"
 EXPORT_DIR = "export"
+
+logger = logging.getLogger(__name__)
+
+# Failures to write a checkpoint that the user can fix (exit status 2): a full disk or quota, no
+# permission, a read-only filesystem. TensorStore reports them as "[os_error_code='28']".
+_USER_FIXABLE = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+class _WithoutTraceback(logging.Filter):
+    """Orbax logs a failed background save from several threads, each with its traceback; the run
+    reports the failure once itself (CheckpointError, or the error raised), so Orbax's records keep
+    their message only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "orbax" in record.pathname:
+            record.exc_info = record.exc_text = None
+        return True
+
+
+_ORBAX_LOG = logging.getLogger("absl")  # Orbax logs through absl's logger
+
+
+def _one_line(error: BaseException, limit: int = 200) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text[:limit]}{'...' if len(text) > limit else ''}"
+
+
+def user_fixable(error: BaseException) -> bool:
+    """Whether `error` comes from a full disk or quota, a missing permission or a read-only filesystem."""
+    return _os_errno(error) in _USER_FIXABLE
+
+
+def _os_errno(error: BaseException) -> int | None:
+    """The OS error number behind `error` (itself, its causes, or TensorStore's message), if any."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno:
+            return error.errno
+        found = re.search(r"os_error_code='(\d+)'", str(error))
+        if found:
+            return int(found.group(1))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def saved_steps(workdir: str | Path) -> list[int]:
+    """The steps of the complete checkpoints in `DIR/checkpoints`, oldest first."""
+    directory = Path(workdir) / CHECKPOINTS_DIR
+    return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit()) if directory.is_dir() else []
 
 
 class RunCheckpoints:
@@ -37,17 +97,94 @@ class RunCheckpoints:
             max_to_keep=cfg.keep, save_interval_steps=1, create=True, cleanup_tmp_directories=True,
             enable_async_checkpointing=cfg.async_save)
         self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "data"))
+        self._saving: int | None = None  # the step of the latest save started
+        if not any(isinstance(f, _WithoutTraceback) for f in _ORBAX_LOG.filters):
+            _ORBAX_LOG.addFilter(_WithoutTraceback())
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
+
+    def restore_latest(self, abstract_state: Mapping) -> tuple[int, dict, dict] | None:
+        """(step, state, data-iterator state) of the newest checkpoint that can be read; None when
+        there is none. The damaged ones newer than it are logged and moved to `DIR/checkpoints-damaged`.
+
+        Raises:
+          CheckpointError when there are checkpoints and none can be read.
+        """
+        damaged: list[int] = []
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            try:
+                state, data = self.restore(step, abstract_state)
+            except Exception as e:  # whatever a damaged file raises (TensorStore's is a bare Exception)
+                logger.warning("Checkpoint %s is damaged and was not used (%s).", self.directory / str(step),
+                               _one_line(e))
+                damaged.append(step)
+                continue
+            if damaged:
+                self._set_aside(damaged)
+                logger.warning("Resuming from step %d, the newest intact checkpoint; the damaged ones are "
+                               "kept in %s.", step, self.directory.parent / DAMAGED_DIR)
+            return step, state, data
+        if damaged:
+            raise CheckpointError(f"No checkpoint in {self.directory} can be read (steps "
+                                  f"{', '.join(map(str, damaged))} are damaged); move the directory "
+                                  "away to start afresh.")
+        return None
+
+    def _set_aside(self, steps: list[int]) -> None:
+        """Moves damaged checkpoints out of the manager's way: a resumed run saves those steps again."""
+        if jax.process_index() == 0:
+            aside = self.directory.parent / DAMAGED_DIR
+            aside.mkdir(exist_ok=True)
+            for step in steps:
+                target, n = aside / str(step), 1
+                while target.exists():
+                    target, n = aside / f"{step}-{n}", n + 1
+                shutil.move(self.directory / str(step), target)
+        multihost_utils.sync_global_devices("checkpoints:set_aside")
+        self.manager.reload()
 
     def should_save(self, step: int, last_step: int) -> bool:
         return step % self.every_steps == 0 or step == last_step
 
     def save(self, step: int, state: Mapping, data_state: Mapping) -> None:
-        """Starts writing (in the background when asynchronous); the state may change meanwhile."""
-        self.manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(dict(data_state))))
+        """Starts writing (in the background when asynchronous); the state may change meanwhile.
+
+        Raises:
+          CheckpointError: see `check`.
+        """
+        self._saving = step
+        with self._failed_save():
+            self.manager.save(step, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(dict(data_state))))
+
+    def check(self) -> None:
+        """Raises at once when a background save has failed.
+
+        Raises:
+          CheckpointError when it failed for a disk or permission error (the user can fix it); any
+          other failure is raised as it is (a bug).
+        """
+        if not self.manager.is_saving_in_progress():
+            with self._failed_save():
+                self.manager.wait_until_finished()  # raises the failed save's error, else returns at once
+
+    @contextlib.contextmanager
+    def _failed_save(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception as e:
+            # What the failed save left (Orbax's temporary directory) goes; finished checkpoints stay.
+            if jax.process_index() == 0:
+                for partial in self.directory.glob("*.orbax-checkpoint-tmp*"):
+                    shutil.rmtree(partial, ignore_errors=True)
+            if not user_fixable(e):
+                raise
+            last = self.manager.latest_step()
+            raise CheckpointError(
+                f"Saving the checkpoint of step {self._saving} in {self.directory} failed: "
+                f"{os.strerror(_os_errno(e))}. The last good checkpoint is "
+                f"{self.directory / str(last) if last else 'none'}.") from e
 
     def restore(self, step: int, abstract_state: Mapping) -> tuple[dict, dict]:
         """(state with the shardings of `abstract_state`, data-iterator state) of a saved step."""
@@ -56,10 +193,18 @@ class RunCheckpoints:
         return restored["state"], restored["data"]
 
     def wait(self) -> None:
-        self.manager.wait_until_finished()
+        """Until every save has finished and is in place.
+
+        Raises:
+          CheckpointError: see `check`.
+        """
+        with self._failed_save():
+            self.manager.wait_until_finished()
 
     def close(self) -> None:
-        self.manager.wait_until_finished()
+        """Waits for the saves and closes; a failed save's error was raised by `check` or `wait`."""
+        with contextlib.suppress(Exception):
+            self.manager.wait_until_finished()
         self.manager.close()
 
 

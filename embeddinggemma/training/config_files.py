@@ -19,7 +19,7 @@ import ml_collections
 from absl import flags
 from ml_collections import config_flags
 
-from embeddinggemma.training.config import ConfigError
+from embeddinggemma.errors import ConfigError
 
 CONFIGS_DIR = Path(__file__).resolve().parents[2] / "configs"
 OVERRIDE_PREFIX = "--config."  # --config.optimizer.learning_rate=3e-4 on a command line
@@ -81,11 +81,17 @@ def config_from_command_line(program: str, argv: Sequence[str], flag_values: fla
     """Parses `argv` (after the program name) into `flag_values`, which gains a `--config FILE[:ARG]`
     flag, and returns that config with the `--config.a.b=c` overrides found in `argv`.
 
+    `--help` prints the flags and exits (SystemExit 0), as argparse does.
+
     Raises:
       ConfigError naming the flag or the config field.
     """
     flags.DEFINE_string("config", None, "Config file[:argument], e.g. configs/finetune.py:tiny.",
                         flag_values=flag_values)
+    if {"-h", "--help", "-help"} & set(argv):  # absl's own --help would exit with its module list
+        print(f"usage: python -m embeddinggemma {program} --config FILE[:ARG] [--config.FIELD=VALUE ...] "
+              f"[flags]\n\nflags:\n{flag_values.get_help()}")
+        raise SystemExit(0)
     overrides = [a[len(OVERRIDE_PREFIX):] for a in argv if a.startswith(OVERRIDE_PREFIX)]
     try:
         flag_values([program, *(a for a in argv if not a.startswith(OVERRIDE_PREFIX))])

@@ -12,11 +12,12 @@ import ml_collections
 import numpy as np
 
 from embeddinggemma.data.pipeline import make_train_iterator
+from embeddinggemma.errors import ConfigError
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 from embeddinggemma.schema import ROLES
 from embeddinggemma.tokenizer import Tokenizer
 from embeddinggemma.training.checkpoints import check_export_target, export_params
-from embeddinggemma.training.config import ConfigError, model_config
+from embeddinggemma.training.embedding_config import model_config
 from embeddinggemma.training.heldout import HeldoutRetrieval
 from embeddinggemma.training.initialisation import check_init_params, load_initial_encoder
 from embeddinggemma.training.inputs import (

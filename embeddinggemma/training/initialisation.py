@@ -13,7 +13,8 @@
     ""         `embedder` when `model.init_checkpoint` is set, else `random` (configs written
                before `model.init` existed)
 
-A new start is one function added to `INITIALISERS`.
+A new start is one function added to `INITIALISERS` and its name to
+`embedding_config.INIT_CHOICES` (where configs are checked without loading any checkpoint code).
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ import jax
 import ml_collections
 
 from embeddinggemma.checkpoint.decoders import load_decoder
+from embeddinggemma.checkpoint.encoder_decoder import load_adapted_encoder
 from embeddinggemma.checkpoint.loading import load_checkpoint
-from embeddinggemma.training.config import ConfigError
-from embeddinggemma.training.denoising import load_adapted_encoder
+from embeddinggemma.errors import ConfigError
+from embeddinggemma.training.embedding_config import INIT_CHOICES, init_choice
 
 
 @dataclasses.dataclass
@@ -63,20 +65,7 @@ INITIALISERS: dict[str, Callable[[str], InitialEncoder]] = {
     "decoder": _from_decoder,
     "encoder_decoder": _from_encoder_decoder,
 }
-CHOICES = ("random", *INITIALISERS)
-
-
-def init_choice(model: ml_collections.ConfigDict) -> str:
-    """`model.init` with "" resolved; ConfigError when it and `model.init_checkpoint` disagree."""
-    choice = model.init or ("embedder" if model.init_checkpoint else "random")
-    if choice not in CHOICES:
-        raise ConfigError(f"model.init={model.init!r}; choose one of {', '.join(CHOICES)}.")
-    if choice == "random" and model.init_checkpoint:
-        raise ConfigError(f"model.init='random' but model.init_checkpoint={model.init_checkpoint!r} "
-                          "is set; clear one of them.")
-    if choice != "random" and not model.init_checkpoint:
-        raise ConfigError(f"model.init={choice!r} needs model.init_checkpoint.")
-    return choice
+assert set(INIT_CHOICES) == {"random", *INITIALISERS}, "embedding_config.INIT_CHOICES is out of date"
 
 
 def load_initial_encoder(config: ml_collections.ConfigDict) -> InitialEncoder | None:

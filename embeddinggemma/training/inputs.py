@@ -24,10 +24,11 @@ from embeddinggemma.data.corpus.build import build_corpus
 from embeddinggemma.data.corpus.manifest import MANIFEST
 from embeddinggemma.data.jsonl import JsonLinesSource
 from embeddinggemma.data.records import parse_example
+from embeddinggemma.errors import ConfigError
 from embeddinggemma.files import read_json, require_file
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 from embeddinggemma.tokenizer import GEMMA_CONTROL_PIECES, GEMMA_UNUSED_PIECES
-from embeddinggemma.training.config import ConfigError, model_config
+from embeddinggemma.training.config import preset_config
 from embeddinggemma.training.stage import first_process_first
 
 logger = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ def run_tokenizer_and_prompts(config: ml_collections.ConfigDict, run_dir: str | 
     if m.tokenizer:
         tokenizer = Path(m.tokenizer).expanduser()
     elif tokenizer is None and config.data.corpus:
-        vocab_size = model_config(config).transformer.vocab_size
+        vocab_size = preset_config(config).transformer.vocab_size
         tokenizer = Path(config.data.corpus).expanduser() / f"tokenizer-{vocab_size}.model"
     if tokenizer is None:
         raise FileNotFoundError("The run names no tokenizer (model.tokenizer, model.init_checkpoint "

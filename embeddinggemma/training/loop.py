@@ -1,13 +1,17 @@
 """The training loop: config + work directory -> a run that can be killed and resumed.
 
-    DIR/config.json             the resolved config (rewritten at every start)
+    DIR/config.json             the resolved config (rewritten at every start that is not refused)
+    DIR/run.lock                who holds the directory's lock (see run_lock.py)
     DIR/checkpoints/<step>/     train state + data-iterator state (see checkpoints.py)
     DIR/metrics.jsonl, eval.jsonl, tensorboard/   (see metrics.py)
     DIR/export/                 the final parameters (the embedding stage's: loadable by `Embedder.load`)
 
 A start finds the latest complete checkpoint and goes on from it with the same batches, so a
 killed run that is restarted computes exactly what an uninterrupted run computes. DIR must be
-absent, empty or a run directory (it holds config.json); anything else is refused untouched.
+absent, empty or a run directory (it holds config.json); anything else is refused untouched. One
+process at a time runs in DIR (run_lock.py); a resume may change only the config fields that are
+safe to change (config.SAFE_ON_RESUME). SIGTERM or Ctrl-C stops the run after a step that is saved
+first (preemption.py).
 
 The mesh, optimiser, state and step come from `training.trainer.assemble_trainer`, through the
 stage (training/stage.py: the embedding training by default, or the UL2 adaptation), which also
@@ -27,24 +31,27 @@ from pathlib import Path
 import jax
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
-from embeddinggemma.training.checkpoints import RunCheckpoints, abstract_like
-from embeddinggemma.training.config import ConfigError, validate_config, write_config
+from embeddinggemma.errors import ConfigError, InputError, NonFiniteLossError, RunStopped
+from embeddinggemma.training.checkpoints import RunCheckpoints, abstract_like, saved_steps
+from embeddinggemma.training.config import (
+    check_resume_config,
+    check_run_directory,
+    make_stage,
+    validate_config,
+    write_config,
+)
 from embeddinggemma.training.embedding_stage import EmbeddingStage
+from embeddinggemma.training.mesh import check_batch_fits_mesh
 from embeddinggemma.training.metrics import MetricsWriter
+from embeddinggemma.training.preemption import StopSignals
+from embeddinggemma.training.run_lock import RunLock, lock_workdir
 from embeddinggemma.training.stage import Stage, start_from
 from embeddinggemma.training.step import Objective, ParamTransform
 
 logger = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite; the message names the step and the terms."""
-
-
-class InputError(ValueError):
-    """A run's input (corpus, teacher embeddings, checkpoint, tokenizer) that cannot be used."""
 
 
 @contextlib.contextmanager
@@ -77,28 +84,80 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, *, objective: 
           param_transform: ParamTransform | None = None, stage: Stage | None = None) -> RunSummary:
     """Trains to `config.train.num_steps`, resuming from the latest checkpoint in `workdir`.
 
-    `stage` defaults to the embedding stage, to which `objective` and `param_transform` go
-    (default: the configured embedding objective, untransformed parameters); a stage given
-    brings its own.
+    `stage` defaults to the one `config.stage` names (training/config.make_stage); `objective` and
+    `param_transform`, when given, go to the embedding stage (default: the configured embedding
+    objective, untransformed parameters); a stage given brings its own.
 
     Raises:
       ConfigError, InputError, MalformedRecordError, FileNotFoundError: the config or an input.
       NotOurDirectoryError: `workdir` (or its export/) is not a run's; nothing in it was changed.
+      WorkdirInUseError: another process runs in `workdir` (training/run_lock.py).
+      ConfigError also when `workdir` holds a run of another config (`SAFE_ON_RESUME` aside).
+      CheckpointError: no checkpoint can be read, or a save failed for lack of space or permission.
       NonFiniteLossError: the loss became NaN or infinite.
+      RunStopped: SIGTERM or Ctrl-C; the checkpoint of the step it stopped after is saved.
     """
     started = time.perf_counter()
-    if stage is None:
-        stage = EmbeddingStage(config, objective, param_transform)
-    elif objective is not None or param_transform is not None:
-        raise ValueError("objective and param_transform configure the default (embedding) stage; "
-                         "a stage given brings its own.")
     validate_config(config)
+    check_batch_fits_mesh(config, jax.device_count())  # before anything is written or built
+    if stage is not None and (objective is not None or param_transform is not None):
+        raise ValueError("objective and param_transform configure the embedding stage; a stage given "
+                         "brings its own.")
+    if stage is None and (objective is not None or param_transform is not None):
+        if config.stage != "embedding":
+            raise ConfigError(f"stage={config.stage!r}: objective and param_transform are the embedding "
+                              "stage's.")
+        stage = EmbeddingStage(config, objective, param_transform)
+    stage = stage or make_stage(config)
     workdir = Path(workdir).expanduser().absolute()
-    is_writer = jax.process_index() == 0
-    if is_writer:
+    with StopSignals() as stop, _held_by_this_run(config, workdir, stage):
+        return _train(config, workdir, stage, stop, started)
+
+
+def _claim(config: ml_collections.ConfigDict, workdir: Path, stage: Stage) -> RunLock:
+    """Process 0's start: `workdir` checked and locked, the config checked against the run it resumes
+    (if any) and written. A refused start leaves config.json as it was."""
+    check_run_directory(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    lock = lock_workdir(workdir)
+    try:
+        if saved_steps(workdir):
+            check_resume_config(config, workdir)
         write_config(config, workdir)
+        lock.record_holder()
         if config.checkpoint.export_params:
             stage.check_export_target(workdir)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+@contextlib.contextmanager
+def _held_by_this_run(config: ml_collections.ConfigDict, workdir: Path, stage: Stage) -> Iterator[None]:
+    """`_claim` on process 0 for the length of the block; when it raises there, every process raises,
+    so none is left waiting for process 0 in a collective."""
+    lock, error = None, None
+    if jax.process_index() == 0:
+        try:
+            lock = _claim(config, workdir, stage)
+        except Exception as e:  # raised below, once the others know
+            error = e
+    if jax.process_count() > 1 and multihost_utils.broadcast_one_to_all(np.int32(error is not None)):
+        if error is None:
+            raise InputError(f"Process 0 refused to start the run in {workdir}; its message says why.")
+    if error is not None:
+        raise error
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(config: ml_collections.ConfigDict, workdir: Path, stage: Stage, stop: StopSignals,
+           started: float) -> RunSummary:
+    is_writer = jax.process_index() == 0
     with _input_errors():
         stage.prepare(workdir)
     trainer = stage.assemble()
@@ -108,9 +167,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, *, objective: 
         data = stage.train_iterator(trainer)
 
     checkpoints = RunCheckpoints(workdir, config.checkpoint)
-    start_step = checkpoints.latest_step() or 0
-    if start_step:
-        state, data_state = checkpoints.restore(start_step, abstract_like(state, trainer.state_shardings))
+    restored = checkpoints.restore_latest(abstract_like(state, trainer.state_shardings))
+    start_step = 0
+    if restored is not None:
+        start_step, state, data_state = restored
         data.set_state(data_state)
         logger.warning("Resumed %s from step %d.", workdir, start_step)
     else:
@@ -163,9 +223,16 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, *, objective: 
                 progress.set_postfix(loss=f"{loss:.4f}", refresh=False)
             if config.eval.every_steps and (step % config.eval.every_steps == 0 or step == t.num_steps):
                 evaluate(step)
-            if checkpoints.should_save(step, t.num_steps):
+            checkpoints.check()  # a failed background save stops the run now, not at the next save
+            stopping = stop.reached(step)  # every step, on every process (see preemption.py)
+            if stopping or checkpoints.should_save(step, t.num_steps):
                 writer.flush()  # the log is never behind a checkpoint
                 checkpoints.save(step, state, data.get_state())
+            if stopping:
+                checkpoints.wait()
+                raise RunStopped(f"stopped by {stop.cause} after step {step}; its checkpoint "
+                                 f"{checkpoints.directory / str(step)} is saved: run the same command "
+                                 "again to resume.", step, stop.exit_status)
     finally:
         progress.close()
         checkpoints.close()
@@ -177,4 +244,4 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, *, objective: 
                       time.perf_counter() - started)
 
 
-__all__ = ["InputError", "NonFiniteLossError", "RunSummary", "train"]
+__all__ = ["InputError", "NonFiniteLossError", "RunStopped", "RunSummary", "train"]

@@ -8,10 +8,11 @@ from collections.abc import Iterator, Sequence
 
 import flax.linen as nn
 import jax
+import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from embeddinggemma.training.config import ConfigError
+from embeddinggemma.errors import ConfigError
 
 Rules = Sequence[tuple[str, str | tuple[str, ...] | None]]
 
@@ -42,25 +43,43 @@ def make_mesh(axes: Sequence[str], shape: Sequence[int],
     return Mesh(np.asarray(devices).reshape(shape), tuple(axes))
 
 
+def check_batch_fits_mesh(config: ml_collections.ConfigDict, num_devices: int) -> None:
+    """Raises ConfigError naming the fields when `train.batch_size` does not split evenly over the
+    mesh axes the `batch` rule shards it on (mesh.rules; data x fsdp by default), the mesh being
+    `mesh.shape` on `num_devices` devices (a -1 filled); or when that shape does not fit them.
+    `config` has passed `training.config.validate_config`."""
+    axes = tuple(config.mesh.axes)
+    shape = resolve_mesh_shape(config.mesh.shape, num_devices)
+    batch_axes = nn.logical_to_mesh_axes(("batch",), [tuple(r) for r in config.mesh.rules])[0]
+    batch_axes = () if batch_axes is None else (batch_axes,) if isinstance(batch_axes, str) else batch_axes
+    shards = math.prod(shape[axes.index(axis)] for axis in batch_axes)
+    if config.train.batch_size % shards:
+        raise ConfigError(
+            f"train.batch_size={config.train.batch_size} does not split over the mesh: mesh.shape="
+            f"{tuple(config.mesh.shape)} on {num_devices} devices is {shape}, and the batch is sharded "
+            f"over {' x '.join(batch_axes)} = {shards} shards; choose a multiple of {shards}.")
+
+
 def logical_sharding(tree, mesh: Mesh, rules: Rules):
     """NamedShardings for a tree of logically annotated (boxed) values or PartitionSpecs."""
     specs = nn.get_partition_spec(tree)
     return nn.logical_to_mesh_sharding(specs, mesh, [tuple(r) for r in rules])
 
 
-@contextlib.contextmanager
-def activation_sharding(mesh: Mesh, rules: Rules) -> Iterator[None]:
-    """Within it, what a program traces lays out its activations' logical axes
-    (`model.layers.constrain`) on `mesh` by `rules`: enter it inside a jitted function, so that
-    FSDP gathers each layer's weights instead of splitting the activations' width."""
-    with jax.sharding.use_abstract_mesh(mesh.abstract_mesh), nn.logical_axis_rules([tuple(r) for r in rules]):
-        yield
-
-
 def batch_sharding(mesh: Mesh, rules: Rules, ndim: int) -> NamedSharding:
     """Sharding of a batch array: the leading axis over the `batch` mesh axes."""
     spec = nn.logical_to_mesh_axes(("batch",) + (None,) * (ndim - 1), [tuple(r) for r in rules])
     return NamedSharding(mesh, PartitionSpec(*spec))
+
+
+@contextlib.contextmanager
+def tracing_under(mesh: Mesh, rules: Rules) -> Iterator[None]:
+    """Traces a jitted program's body with the mesh and the logical rules in context: the model's
+    attention follows the platform of the mesh's devices (`RuntimeConfig.attention_kernel`, so
+    compile-only TPU devices on a CPU host get the TPU kernel), and a TPU kernel runs on each
+    device's batch shard (model/attention_kernels.py)."""
+    with jax.sharding.use_abstract_mesh(mesh.abstract_mesh), nn.logical_axis_rules([tuple(r) for r in rules]):
+        yield
 
 
 def mesh_platform(mesh: Mesh) -> str:

@@ -8,7 +8,7 @@ import jax
 import ml_collections
 import optax
 
-from embeddinggemma.training.config import ConfigError
+from embeddinggemma.errors import ConfigError
 
 DECAYS = ("cosine", "linear", "constant")
 OPTIMIZERS = ("adamw", "adafactor")
@@ -39,9 +39,12 @@ def decay_mask(layout: Any) -> Any:
 
 
 def check_optimizer(opt: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
-    """The schedule, once the optimizer's and the decay's names are known ones (ConfigError if not)."""
+    """The schedule, once the optimizer's and the decay's names are known ones and the learning
+    rate is not negative (ConfigError if not)."""
     if opt.name not in OPTIMIZERS:
         raise ConfigError(f"optimizer.name={opt.name!r}; choose one of {OPTIMIZERS}.")
+    if opt.learning_rate < 0:  # it would climb the loss; 0 is allowed (a run that keeps its start)
+        raise ConfigError(f"optimizer.learning_rate={opt.learning_rate} must be >= 0.")
     return make_schedule(opt, num_steps)
 
 

@@ -36,9 +36,9 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from embeddinggemma import cpu_kernels
+from embeddinggemma.errors import ConfigError
 from embeddinggemma.schema import ROLES
-from embeddinggemma.training.config import ConfigError
-from embeddinggemma.training.mesh import Rules, activation_sharding, batch_sharding, mesh_platform
+from embeddinggemma.training.mesh import Rules, batch_sharding, mesh_platform, tracing_under
 from embeddinggemma.training.objective import EmbeddingObjective, Metrics
 from embeddinggemma.training.state import ENCODER
 
@@ -180,7 +180,7 @@ def make_train_step(loss_and_grads: LossAndGrads, tx: optax.GradientTransformati
     """
 
     def train_step(state, batch):
-        with activation_sharding(mesh, rules):
+        with tracing_under(mesh, rules):
             (loss, metrics), grads = loss_and_grads(state["params"], batch)
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)

@@ -5,7 +5,9 @@ jitted step. The training loop, the tests and the benchmarks all start here.
     state = trainer.init_state()
     state, metrics = trainer.train_step(state, trainer.global_batch(local_batch))
 
-What varies between stages is injected, the rest is the config's:
+What varies between stages is injected, the rest is the config's; the defaults are the embedding
+stage's (training/embedding_config.py), the other stages pass their own:
+  architecture     the EmbedderConfig whose encoder `embed` runs (default: `model_config(config)`)
   objective        an EmbeddingObjective (default: `config.loss`'s) or any (params, batch) ->
                    (loss, metrics), e.g. UL2 denoising over an encoder-decoder's logits; gradient
                    caching needs the first kind (see training/step.py).
@@ -29,12 +31,14 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from embeddinggemma import cpu_kernels
+from embeddinggemma.errors import ConfigError
 from embeddinggemma.model import EmbedderConfig, EmbeddingModel
 from embeddinggemma.model.layout import param_layouts
 from embeddinggemma.quantization import straight_through
 from embeddinggemma.training.checkpoints import abstract_like
-from embeddinggemma.training.config import ConfigError, model_config, runtime_config
-from embeddinggemma.training.mesh import Rules, activation_sharding, batch_sharding, make_mesh, mesh_platform
+from embeddinggemma.training.config import runtime_config
+from embeddinggemma.training.embedding_config import model_config
+from embeddinggemma.training.mesh import Rules, batch_sharding, make_mesh, mesh_platform, tracing_under
 from embeddinggemma.training.objective import embedding_objective
 from embeddinggemma.training.optimizer import make_optimizer
 from embeddinggemma.training.state import (
@@ -96,7 +100,8 @@ def quantization_aware(scheme: str, encoder_layout: Mapping) -> ParamTransform:
     return lambda params: {**params, ENCODER: straight_through(params[ENCODER], scheme, encoder_layout)}
 
 
-def assemble_trainer(config: ml_collections.ConfigDict, *, objective: Objective | None = None,
+def assemble_trainer(config: ml_collections.ConfigDict, *, architecture: EmbedderConfig | None = None,
+                     objective: Objective | None = None,
                      init_params: Callable[[jax.Array], Mapping] | None = None,
                      param_transform: ParamTransform | None = None,
                      devices: Sequence[jax.Device] | None = None) -> Trainer:
@@ -109,7 +114,7 @@ def assemble_trainer(config: ml_collections.ConfigDict, *, objective: Objective 
     """
     rules = tuple(tuple(rule) for rule in config.mesh.rules)
     mesh = make_mesh(config.mesh.axes, config.mesh.shape, devices)
-    model_cfg = model_config(config)
+    model_cfg = architecture or model_config(config)
     model = EmbeddingModel(model_cfg, runtime_config(config))  # the one place a trainer builds its model
     init_boxed = init_params or functools.partial(init_boxed_params, model, config.loss.teacher_dim)
     abstract_boxed = jax.eval_shape(init_boxed, jax.random.PRNGKey(0))
@@ -131,11 +136,11 @@ def assemble_trainer(config: ml_collections.ConfigDict, *, objective: Objective 
     train_step = make_train_step(loss_and_grads, tx, schedule, mesh, shardings, rules)
     replicated = NamedSharding(mesh, PartitionSpec())
 
-    def embed_transformed(params, tokens):
-        with activation_sharding(mesh, rules):
+    def embed_params_traced(params, tokens):
+        with tracing_under(mesh, rules):
             return embed(transform(params)[ENCODER], tokens)
 
-    embed_params = jax.jit(embed_transformed, out_shardings=replicated,
+    embed_params = jax.jit(embed_params_traced, out_shardings=replicated,
                            compiler_options=cpu_kernels.compiler_options(mesh_platform(mesh)))
     return Trainer(config, model_cfg, mesh, rules, tx, schedule, shardings, init_boxed, loss_and_grads,
                    train_step, embed_params)

@@ -2,7 +2,7 @@
 after a short quantisation-aware finetune (QAT), with the control the QAT claim needs.
 
 Per seed: `float32` trains the model; `ptq/<scheme>` quantises it (`python -m
-embeddinggemma.quantize`: an integer checkpoint, evaluated from its integers); `control` finetunes
+embeddinggemma quantize`: an integer checkpoint, evaluated from its integers); `control` finetunes
 it for a further third of its steps in float32, and `control/<scheme>` quantises that; `qat/<scheme>`
 finetunes it for the same steps on the same data with `quant.scheme=<scheme>` and quantises the
 result. `qat/<scheme>` against `control/<scheme>` is what QAT buys beyond the extra training.

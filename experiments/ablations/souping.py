@@ -3,7 +3,7 @@
 As the paper's recipe has it, the ingredients share a start: per seed, one pre-finetuning run
 (`configs/prefinetune.py`: pairs, larger batches), then three finetuning runs from it that differ
 only in their mixture of the corpus's datasets, then their uniform soup. The paper's mixtures came
-from its Bayesian search (`python -m embeddinggemma.mixture_search` here); these three are fixed
+from its Bayesian search (`python -m embeddinggemma mixture_search` here); these three are fixed
 by hand (even, bitext-heavy, code-heavy) so the grid does not depend on a search's outcome.
 """
 

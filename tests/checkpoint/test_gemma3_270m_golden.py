@@ -9,20 +9,20 @@ import numpy as np
 import pytest
 
 from embeddinggemma.checkpoint.decoders import load_decoder
-from embeddinggemma.perplexity import decoder_hidden, decoder_logits, next_token_log_probs
+from embeddinggemma.evaluation.perplexity import decoder_hidden, decoder_logits, next_token_log_probs
 
 pytestmark = [pytest.mark.decoder, pytest.mark.release]
 
 GOLDEN = json.loads((Path(__file__).parents[1] / "golden" / "gemma3_270m_decoder.json").read_text())
 # A prefix of the golden 1,024 tokens, still past the 512-token local window, keeps the test short;
-# the full text is what README reports (`python -m embeddinggemma.perplexity ... --max-tokens 1024`).
+# the full text is what README reports (`python -m embeddinggemma perplexity ... --max-tokens 1024`).
 LICENSE_PREFIX = 600
 
 
 @pytest.fixture(scope="module")
 def decoder(release_dir):
     """The dequantised decoder, read once for the module (about 270M float32 parameters)."""
-    from embeddinggemma.fetch import FetchError, fetch_gemma3_270m_gguf
+    from embeddinggemma.artefacts import FetchError, fetch_gemma3_270m_gguf
 
     try:
         path = fetch_gemma3_270m_gguf()
@@ -32,7 +32,7 @@ def decoder(release_dir):
 
 
 def test_the_file_is_the_one_the_golden_values_came_from():
-    from embeddinggemma.fetch import GGUF_SHA256
+    from embeddinggemma.artefacts import GGUF_SHA256
 
     assert GOLDEN["metadata"]["gguf_sha256"] == GGUF_SHA256
 

@@ -11,7 +11,7 @@ import sentencepiece as spm
 from embeddinggemma.checkpoint.gguf_export import ARCHITECTURE, EXPORT_KEY, check_exportable, export_gguf
 from embeddinggemma.checkpoint.hf_gemma3 import transformer_to_hf
 from embeddinggemma.checkpoint.orbax_io import save_orbax
-from embeddinggemma.export import main
+from embeddinggemma.cli.export import main
 from embeddinggemma.model.config import layer_pattern
 from embeddinggemma.model.layout import embedder_layout
 from embeddinggemma.quantization import quantize_params
@@ -174,3 +174,15 @@ def test_the_release_exports_to_q8_0(release_dir, tmp_path):
     np.testing.assert_array_equal(np.asarray(norm.data),
                                   np.asarray(release.params["transformer"]["final_norm"]["scale"]) + 1.0)
     assert _fields(reader)[gguf.Keys.Tokenizer.LIST][:5] == ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"]
+
+
+def test_a_quantised_checkpoint_exports_only_to_its_own_grid(tmp_path, config, tiny_params,
+                                                             tiny_tokenizer_path, capsys):
+    """An int4 checkpoint written as q8_0 would carry int4 error under an 8-bit label."""
+    int4 = save_orbax(tmp_path / "int4", config, tiny_params, tiny_tokenizer_path, {},
+                      quantization="int4-block")
+    args = ["--checkpoint", str(int4), "--format", "gguf", "--gguf-type"]
+    assert main([*args, "q8_0", "--out", str(tmp_path / "q8.gguf")]) == 2
+    err = capsys.readouterr().err
+    assert "int4-block" in err and "q8_0" in err and not (tmp_path / "q8.gguf").exists()
+    assert main([*args, "q4_0", "--out", str(tmp_path / "q4.gguf")]) == 0

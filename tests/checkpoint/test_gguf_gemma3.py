@@ -9,8 +9,8 @@ import pytest
 from embeddinggemma.checkpoint.decoders import load_decoder
 from embeddinggemma.checkpoint.gguf_gemma3 import read_gguf
 from embeddinggemma.checkpoint.vocabulary import read_model_proto
+from embeddinggemma.evaluation.perplexity import decoder_hidden, decoder_logits
 from embeddinggemma.model.config import GLOBAL, LOCAL
-from embeddinggemma.perplexity import decoder_hidden, decoder_logits
 from tests.checkpoint.tiny_gemma3 import (
     GLOBAL_BASE,
     LOCAL_BASE,
@@ -179,8 +179,8 @@ def test_the_first_layers_of_a_decoder_run_as_transformers_with_those_layers(dec
 def test_a_saved_decoder_reads_back_and_scores_the_same(tmp_path, decoder, capsys):
     import json
 
-    from embeddinggemma import perplexity as perplexity_cli
     from embeddinggemma.checkpoint.decoders import save_decoder
+    from embeddinggemma.cli import perplexity as perplexity_cli
 
     save_decoder(tmp_path / "saved", decoder.config, decoder.params, decoder.tokenizer_path)
     again = load_decoder(tmp_path / "saved")
@@ -193,7 +193,7 @@ def test_a_saved_decoder_reads_back_and_scores_the_same(tmp_path, decoder, capsy
                                 "--max-tokens", "12"]) == 0
     printed = json.loads(capsys.readouterr().out)
     # The command's number is the mean of the per-token log-probabilities of the same tokens.
-    from embeddinggemma.perplexity import next_token_log_probs, text_tokens
+    from embeddinggemma.evaluation.perplexity import next_token_log_probs, text_tokens
     from embeddinggemma.tokenizer import Tokenizer
 
     ids = text_tokens(Tokenizer(decoder.tokenizer_path), text.read_text(), 12)
@@ -202,7 +202,7 @@ def test_a_saved_decoder_reads_back_and_scores_the_same(tmp_path, decoder, capsy
 
 
 def test_the_perplexity_command_names_a_path_that_is_no_decoder(tmp_path, capsys):
-    from embeddinggemma import perplexity as perplexity_cli
+    from embeddinggemma.cli import perplexity as perplexity_cli
 
     text = tmp_path / "text.txt"
     text.write_text("hello")

@@ -3,10 +3,10 @@ touch a directory that is not their own."""
 
 import pytest
 
-from embeddinggemma.atomic import NotOurDirectoryError
 from embeddinggemma.checkpoint.loading import load_checkpoint
 from embeddinggemma.checkpoint.orbax_io import save_orbax
 from embeddinggemma.checkpoint.sentence_transformers import export_sentence_transformers
+from embeddinggemma.errors import NotOurDirectoryError
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 
 WRITERS = {"orbax": save_orbax, "sentence-transformers": export_sentence_transformers}

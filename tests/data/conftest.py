@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from embeddinggemma.data import data_config, dataset_config
+from embeddinggemma.data.config import data_config, dataset_config
 from embeddinggemma.data.corpus.wheels import Wheel
 from embeddinggemma.tokenizer import Tokenizer
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embeddinggemma.atomic import NotOurDirectoryError
 from embeddinggemma.data.corpus import wheels as wheels_module
 from embeddinggemma.data.corpus.build import DEFAULT_CONTENT_SHA256, build_corpus, split_of
 from embeddinggemma.data.corpus.manifest import FORMAT_VERSION
 from embeddinggemma.data.corpus.reserved import reserved_reason
+from embeddinggemma.errors import NotOurDirectoryError
 from tests.data.conftest import LONG_DESCRIPTION, make_wheel
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
@@ -143,9 +143,10 @@ def test_teacher_embeddings_reach_the_batches(builds, tmp_path, tiny_config, tin
 
     from embeddinggemma import Embedder
     from embeddinggemma.checkpoint.orbax_io import save_orbax
-    from embeddinggemma.data import corpus_datasets, data_config, make_train_iterator
+    from embeddinggemma.data.config import corpus_datasets, data_config
     from embeddinggemma.data.corpus.teacher_embeddings import add_teacher_embeddings
     from embeddinggemma.data.hashing import text_id
+    from embeddinggemma.data.pipeline import make_train_iterator
     from embeddinggemma.prompts import DEFAULT_PROMPTS
 
     corpus = shutil.copytree(builds[0], tmp_path / "corpus")

@@ -6,8 +6,7 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from embeddinggemma.data import corpus_datasets, data_config, dataset_config
-from embeddinggemma.data.config import validate_data_config
+from embeddinggemma.data.config import corpus_datasets, data_config, dataset_config, validate_data_config
 
 
 def test_defaults_and_locked_fields():
@@ -111,7 +110,8 @@ def test_data_mixture_weighs_a_corpus_datasets_once_they_are_added(tmp_path):
 
 @pytest.mark.parametrize("text", ["code", "code=x", "=1", "code=-1", "code=1,code=2", "code=1,"])
 def test_a_malformed_data_mixture_is_a_config_error_naming_the_entry(text):
-    from embeddinggemma.training.config import ConfigError, validate_config
+    from embeddinggemma.errors import ConfigError
+    from embeddinggemma.training.config import validate_config
     from embeddinggemma.training.config_files import load_config
 
     config = load_config("finetune:tiny", {"data.mixture": text})

@@ -182,3 +182,14 @@ def test_gettext_catalogs_leave_out_english_and_glib20(tmp_path):
     listing = f"de/LC_MESSAGES/app.mo {hashlib.sha256(real[0].read_bytes()).hexdigest()}\n"
     assert provenance["languages"] == ["de"] and provenance["catalogs_read"] == 1
     assert provenance["catalogs_read_sha256"] == hashlib.sha256(listing.encode()).hexdigest()
+
+
+def test_the_lock_file_is_read_line_by_line_and_a_bad_line_is_named(tmp_path):
+    from embeddinggemma.data.corpus.wheels import LOCK_FILE, read_lock
+
+    assert read_lock(LOCK_FILE) == PINNED_WHEELS and len(PINNED_WHEELS) == 154
+    lock = tmp_path / "wheels.lock"
+    lock.write_text("# comment\n" + "a" * 64 + "  x-1.0-py3-none-any.whl\n"
+                    + "b" * 63 + "  y-1.0-py3-none-any.whl\n")
+    with pytest.raises(ValueError, match=rf"{lock}:3: expected"):
+        read_lock(lock)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from scipy.stats import chisquare
 
-from embeddinggemma.data import make_eval_batches, make_train_iterator
 from embeddinggemma.data.hashing import text_id
-from embeddinggemma.data.records import MalformedRecordError
+from embeddinggemma.data.pipeline import make_eval_batches, make_train_iterator
 from embeddinggemma.data.teacher import default_teacher_dir, write_teacher_embeddings
+from embeddinggemma.errors import MalformedRecordError
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 from tests.data.conftest import pair
 
@@ -97,6 +97,17 @@ def test_malformed_records_are_skipped_counted_and_masked(tmp_path, mixture, tok
     restored = make_train_iterator(config, tokenizer, batch_size=8, hard_negatives=True, seed=0, **LENGTHS)
     restored.set_state(state)
     assert restored.skipped == {"a": 3}
+
+
+def test_a_dataset_of_malformed_records_only_is_an_error_naming_it_not_a_run_on_nothing(
+        tmp_path, mixture, tokenizer):
+    config = mixture({"a": 1.0}, skip_malformed=True)
+    bad = [json.dumps({"task": "query", "query": f"q{i}", "positive": "p"}) for i in range(5)]  # no negative
+    (tmp_path / "a.jsonl").write_text("\n".join(bad) + "\n")
+    it = make_train_iterator(config, tokenizer, batch_size=4, hard_negatives=True, seed=0, **LENGTHS)
+    with pytest.raises(MalformedRecordError, match=r"a\.jsonl:\d: all 4 records of a batch of dataset 'a' "
+                                                   r"are malformed .*missing field 'negative'"):
+        next(it)
 
 
 def test_teacher_embeddings_are_aligned_by_record_id(write_jsonl, mixture, tokenizer):

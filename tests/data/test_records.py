@@ -2,7 +2,8 @@
 
 import pytest
 
-from embeddinggemma.data.records import MalformedRecordError, RawRecord, parse_example
+from embeddinggemma.data.records import RawRecord, parse_example
+from embeddinggemma.errors import MalformedRecordError
 from embeddinggemma.schema import RECORD_FIELDS
 
 FIELDS = {f: f for f in RECORD_FIELDS}

@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from embeddinggemma.data import dataset_config
+from embeddinggemma.data.config import dataset_config
 from embeddinggemma.data.jsonl import JsonLinesSource
 from embeddinggemma.data.sources import open_source
 
@@ -18,6 +18,17 @@ def test_jsonl_index_skips_empty_lines_and_numbers_lines_from_one(tmp_path):
     assert len(source) == 3
     assert [json.loads(source[i].payload)["a"] for i in range(3)] == [1, 2, 3]
     assert [source[i].where for i in range(3)] == [f"{path}:1", f"{path}:3", f"{path}:4"]
+
+
+def test_jsonl_crlf_file_with_a_blank_line_and_raw_line_separators(tmp_path):
+    """A blank CRLF line is no record; U+2028 and NEL inside a JSON string are characters."""
+    path = tmp_path / "r.jsonl"
+    texts = ["one\u2028two", "three\x85four"]
+    path.write_bytes(b"\r\n".join(json.dumps({"a": t}, ensure_ascii=False).encode() for t in texts)
+                     .replace(b"\r\n", b"\r\n\r\n") + b"\r\n")
+    source = JsonLinesSource(path)
+    assert [json.loads(source[i].payload)["a"] for i in range(len(source))] == texts
+    assert [source[i].where for i in range(len(source))] == [f"{path}:1", f"{path}:3"]
 
 
 def test_jsonl_empty_file_has_no_records(tmp_path):

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from embeddinggemma.atomic import NotOurDirectoryError
 from embeddinggemma.data.teacher import INFO_FILE, TeacherEmbeddings, write_teacher_embeddings
+from embeddinggemma.errors import NotOurDirectoryError
 
 IDS = ["b", "a", "c"]
 VECTORS = {"query": np.arange(6, dtype=np.float32).reshape(3, 2), "positive": np.ones((3, 2), np.float32)}

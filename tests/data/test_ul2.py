@@ -8,10 +8,10 @@ from math import comb
 import numpy as np
 import pytest
 
-from embeddinggemma.data import ul2
+from embeddinggemma.data import ul2, ul2_config
 from embeddinggemma.tokenizer import Tokenizer
 
-SENTINELS = set(ul2.SENTINEL_IDS)
+SENTINELS = set(ul2_config.SENTINEL_IDS)
 
 
 def reference_counts(length, density, mean_span):
@@ -65,8 +65,8 @@ def test_span_corruption_reassembles_the_document_and_numbers_its_sentinels():
             inputs, targets = ul2.span_corruption(pieces, mask)
             assert reassemble(inputs, targets) == pieces.tolist()
             spans = reference_counts(length, density, mean_span)[1]
-            assert [t for t in targets if t in SENTINELS] == list(ul2.SENTINEL_IDS[:spans])
-            assert [t for t in inputs if t in SENTINELS] == list(ul2.SENTINEL_IDS[:spans])
+            assert [t for t in targets if t in SENTINELS] == list(ul2_config.SENTINEL_IDS[:spans])
+            assert [t for t in inputs if t in SENTINELS] == list(ul2_config.SENTINEL_IDS[:spans])
             assert len(inputs) == length - mask.sum() + spans
             assert len(targets) == mask.sum() + spans
 
@@ -113,11 +113,11 @@ def test_a_tokenizer_without_gemmas_unused_pieces_is_refused_naming_the_id(tiny_
 
 
 def test_the_mixture_draws_each_denoiser_by_weight_and_frames_the_sequences(reserved_tokenizer):
-    c = ul2.ul2_config()
+    c = ul2_config.ul2_config()
     c.denoisers.s_prefix.weight = 3.0  # 3 of 9
     c.mode_tokens = True
     denoise = ul2.Denoise(c, reserved_tokenizer)
-    names = ul2.denoiser_names(c)
+    names = ul2_config.denoiser_names(c)
     doc = np.arange(200, 261, dtype=np.int32)
     counts = np.zeros(len(names))
     for i in range(3000):
@@ -125,33 +125,33 @@ def test_the_mixture_draws_each_denoiser_by_weight_and_frames_the_sequences(rese
         counts[example.denoiser] += 1
         d = c.denoisers[names[example.denoiser]]
         enc, tgt = example.encoder_tokens, example.targets
-        assert enc[0] == reserved_tokenizer.bos_id and enc[1] == ul2.MODE_TOKEN_IDS[d.mode]
+        assert enc[0] == reserved_tokenizer.bos_id and enc[1] == ul2_config.MODE_TOKEN_IDS[d.mode]
         assert enc[-1] == tgt[-1] == reserved_tokenizer.eos_id
-        if d.kind == ul2.PREFIX:
+        if d.kind == ul2_config.PREFIX:
             assert enc[2:-1].tolist() + tgt[:-1].tolist() == doc.tolist()
         else:
             assert reassemble(enc[2:-1], tgt[:-1]) == doc.tolist()
-        S, T = ul2.sequence_lengths(c)
+        S, T = ul2_config.sequence_lengths(c)
         assert len(enc) <= S and len(tgt) <= T
     want = np.array([c.denoisers[n].weight for n in names]) / 9.0
     np.testing.assert_allclose(counts / 3000, want, atol=0.03)
 
 
 def test_too_few_sentinels_and_bad_rates_are_named():
-    c = ul2.ul2_config()
+    c = ul2_config.ul2_config()
     c.max_length = 1000  # x_span3: round(500 / 3) = 167 spans > 96 sentinels
     with pytest.raises(ValueError, match=r"ul2.denoisers.x_span3: up to 167 noise spans"):
-        ul2.validate_ul2_config(c)
-    c = ul2.ul2_config()
+        ul2_config.validate_ul2_config(c)
+    c = ul2_config.ul2_config()
     c.denoisers.r_span3.noise_density = 1.0
     with pytest.raises(ValueError, match=r"ul2.denoisers.r_span3.noise_density=1.0"):
-        ul2.validate_ul2_config(c)
+        ul2_config.validate_ul2_config(c)
 
 
 def test_the_stream_is_a_function_of_seed_and_step_and_resumes_from_its_state(reserved_tokenizer):
     rng = np.random.default_rng(3)
     documents = [rng.integers(200, 500, size=n).astype(np.int32) for n in rng.integers(2, 120, size=50)]
-    c = ul2.ul2_config()
+    c = ul2_config.ul2_config()
 
     def stream(seed):
         return ul2.make_ul2_iterator(documents, c, reserved_tokenizer, batch_size=8, seed=seed)

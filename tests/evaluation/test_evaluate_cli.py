@@ -1,11 +1,11 @@
-"""`python -m embeddinggemma.evaluate`: checkpoints x dims x quantisation, reports, cache, bad input."""
+"""`python -m embeddinggemma evaluate`: checkpoints x dims x quantisation, reports, cache, bad input."""
 
 import json
 
 import pytest
 
 from embeddinggemma.checkpoint.orbax_io import save_orbax
-from embeddinggemma.evaluate import main
+from embeddinggemma.cli.evaluate import main
 from embeddinggemma.evaluation.encoders import EmbedderEncoder
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from embeddinggemma.atomic import NotOurDirectoryError
-from embeddinggemma.evaluate import main as evaluate
+from embeddinggemma.cli.evaluate import main as evaluate
+from embeddinggemma.errors import NotOurDirectoryError
 from embeddinggemma.evaluation.build import MANIFEST, build_suite
 from embeddinggemma.evaluation.tasks import ensure_suite, load_suite
 

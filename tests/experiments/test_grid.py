@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from embeddinggemma.atomic import NotOurDirectoryError
+from embeddinggemma.errors import NotOurDirectoryError
 from experiments.ablations import ABLATIONS
 from experiments.grid import Ablation, Cell, Context, Evaluation, Quantize, Ref, Soup, Train, check_cells
 from experiments.results import MEAN, markdown, summarise

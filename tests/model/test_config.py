@@ -4,11 +4,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from embeddinggemma.checkpoint.hf_config import embedder_to_hf_config, transformer_from_hf_config
 from embeddinggemma.model import (
     EmbedderConfig,
     EmbeddingModel,
     RuntimeConfig,
-    TransformerConfig,
     embeddinggemma_300m,
     get_preset,
 )
@@ -48,7 +48,7 @@ def test_global_layers_sit_at_5_11_17_23():
 
 
 def test_released_config_json_gives_the_preset():
-    assert TransformerConfig.from_hf_config(RELEASED_CONFIG_JSON) == embeddinggemma_300m().transformer
+    assert transformer_from_hf_config(RELEASED_CONFIG_JSON) == embeddinggemma_300m().transformer
     assert local_max_distance(embeddinggemma_300m().transformer.sliding_window, causal=False) == 256
 
 
@@ -61,7 +61,7 @@ def test_float16_is_refused_with_the_reason():
 
 def test_config_errors_name_the_field():
     with pytest.raises(ValueError, match="'hidden_size'"):
-        TransformerConfig.from_hf_config({k: v for k, v in RELEASED_CONFIG_JSON.items()
+        transformer_from_hf_config({k: v for k, v in RELEASED_CONFIG_JSON.items()
                                           if k != "hidden_size"})
     with pytest.raises(ValueError, match="Unknown model preset 'huge'"):
         get_preset("huge")
@@ -98,7 +98,7 @@ def test_run_time_settings_are_not_architecture():
 
 
 def test_exported_hf_config_matches_the_released_file():
-    exported = embeddinggemma_300m().to_hf_config()
+    exported = embedder_to_hf_config(embeddinggemma_300m())
     for key, value in RELEASED_CONFIG_JSON.items():
         assert exported[key] == value and type(exported[key]) is type(value), key
 

@@ -13,10 +13,10 @@ import pytest
 
 from embeddinggemma.cli.plan import DOES_NOT_FIT, main
 from embeddinggemma.model.config import GLOBAL, LOCAL
-from embeddinggemma.planning.plan import model_flops_per_step, plan
+from embeddinggemma.planning.plan import architecture, model_flops_per_step, plan
 from embeddinggemma.planning.slices import SLICES, UnknownSliceError, get_slice
-from embeddinggemma.training.config import model_config
 from embeddinggemma.training.config_files import load_config
+from embeddinggemma.training.embedding_config import model_config
 
 libtpu = pytest.importorskip("libtpu", reason="the plan compiles with libtpu: pip install -e '.[tpu]'")
 
@@ -64,7 +64,7 @@ def test_tiny_finetune_fits_on_v5e_4_and_reports_every_field(tiny_plan):
                                           "collective-permute"}
     # Data parallelism: the gradients are summed over the 4 chips.
     assert report["collectives"]["all-reduce"]["per_step"] >= 1
-    assert report["attention"] == {GLOBAL: "dense", LOCAL: "banded"}
+    assert report["attention"] == {GLOBAL: "splash", LOCAL: "splash"}  # the TPU kernel, in the program
     assert set(report["programs"]) == {"train_step", "embed"}
     assert report["step_seconds"]["40%"] == pytest.approx(report["step_seconds"]["100%"] / 0.4)
     json.dumps(report)  # JSON-ready
@@ -125,6 +125,6 @@ def test_a_ul2_config_is_planned_as_the_adapt_command_runs_it():
     assert set(report["programs"]) == {"train_step", "heldout_denoising"}
     assert report["collectives"]["all-reduce"]["per_step"] >= 1
     # The tied logits of every decoder position are counted (3 x 2 x V x D each), besides the stacks.
-    c = model_config(config).transformer
+    c = architecture(config)
     logits = 3 * 2 * c.vocab_size * c.embed_dim * config.train.batch_size * (config.ul2.max_length + 1)
     assert report["model_flops_per_step"] > logits

@@ -10,7 +10,7 @@ import optuna
 import pytest
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-from embeddinggemma.data import dataset_config
+from embeddinggemma.data.config import dataset_config
 from embeddinggemma.search.objectives import SearchObjective
 from embeddinggemma.search.study import JOURNAL_FILE, STUDY_NAME, SearchSpec
 from embeddinggemma.training.config_files import load_config

@@ -9,10 +9,10 @@ import pytest
 
 from embeddinggemma.api import Embedder
 from embeddinggemma.checkpoint.orbax_io import save_orbax
+from embeddinggemma.errors import ConfigError
 from embeddinggemma.evaluation.tasks import Task, prompt_name
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 from embeddinggemma.search.objectives import HELDOUT, SUITE, SearchObjective, check_objective, score_run
-from embeddinggemma.training.config import ConfigError
 from embeddinggemma.training.heldout import ndcg_at_10
 from tests.conftest import TOKENIZER_TEXT
 from tests.search.conftest import declared_config

@@ -45,7 +45,7 @@ def test_the_markdown_lists_the_best_mixtures_and_the_soup_command_for_them(sear
     assert text.startswith("# Mixture search: 6 of 8 trials done")
     by_score = sorted(stored_trials(workdir), key=lambda t: -t.value)[:3]
     runs = " ".join(str(workdir / "trials" / f"{t.number:04d}") for t in by_score)
-    assert f"python -m embeddinggemma.soup --checkpoints {runs} --out {workdir / 'soup'}" in text
+    assert f"python -m embeddinggemma soup --checkpoints {runs} --out {workdir / 'soup'}" in text
     best_table = text.split("## The 3 best mixtures")[1]
     assert [int(line.split("|")[2]) for line in best_table.splitlines() if line.startswith("| ")
             and line.split("|")[1].strip().isdigit()] == [t.number for t in by_score]

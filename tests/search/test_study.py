@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from optuna.trial import TrialState
 
-from embeddinggemma.atomic import NotOurDirectoryError
+from embeddinggemma.errors import ConfigError, NonFiniteLossError, NotOurDirectoryError
 from embeddinggemma.search.simplex import random_uniforms, uniforms_for_weights
 from embeddinggemma.search.study import (
     JOURNAL_FILE,
@@ -24,8 +24,6 @@ from embeddinggemma.search.study import (
     trial_config,
     trial_dir,
 )
-from embeddinggemma.training.config import ConfigError
-from embeddinggemma.training.loop import NonFiniteLossError
 from tests.search.conftest import CONFIG_WEIGHTS, FakeTrials, spec, stored_trials
 
 NAMES = tuple(CONFIG_WEIGHTS)

@@ -9,7 +9,7 @@ import pytest
 
 from embeddinggemma import Embedder
 from embeddinggemma.checkpoint.loading import load_checkpoint
-from embeddinggemma.soup import main
+from embeddinggemma.cli.soup import main
 from tests.training.conftest import run as run_command
 from tests.training.conftest import train_command  # noqa: F401  (a fixture; small_corpus is in tests/conftest.py)
 

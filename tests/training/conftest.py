@@ -1,8 +1,9 @@
-"""Training-run fixtures: a runner for `python -m embeddinggemma.train` on the small real corpus
+"""Training-run fixtures: a runner for `python -m embeddinggemma train` on the small real corpus
 (tests/conftest.py)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -28,17 +29,17 @@ def process_env(devices: int = 1) -> dict[str, str]:
     return env
 
 
+def small_run_command(corpus: Path, workdir: Path, *overrides: str, steps: int = 8) -> list[str]:
+    """The command line of a small tiny-model run in `workdir` on `corpus`."""
+    return [sys.executable, "-m", "embeddinggemma", "train",
+            "--config", str(REPO / "configs/finetune.py:tiny"), "--workdir", str(workdir),
+            f"--config.data.corpus={corpus}", f"--config.train.num_steps={steps}", *SMALL_RUN, *overrides]
+
+
 @pytest.fixture
 def train_command(small_corpus) -> Callable[..., list[str]]:
-    """The command line of a small tiny-model run in `workdir` on the small corpus."""
-
-    def command(workdir: Path, *overrides: str, steps: int = 8) -> list[str]:
-        return [sys.executable, "-m", "embeddinggemma.train",
-                "--config", str(REPO / "configs/finetune.py:tiny"),
-                "--workdir", str(workdir), f"--config.data.corpus={small_corpus}",
-                f"--config.train.num_steps={steps}", *SMALL_RUN, *overrides]
-
-    return command
+    """`small_run_command` on the small corpus."""
+    return functools.partial(small_run_command, small_corpus)
 
 
 def run(cmd: Sequence[str], devices: int = 1, timeout: float = 600) -> subprocess.CompletedProcess:

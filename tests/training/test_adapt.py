@@ -1,34 +1,34 @@
 """The adapt command: a tiny UL2 adaptation on 8 simulated devices over real corpus text (the loss
 and the held-out denoising loss go down), its encoder read back for the embedding model, resumption
-after SIGKILL with equal losses, and the start from a decoder checkpoint."""
+after SIGKILL and after Ctrl-C with equal losses, and the start from a decoder checkpoint."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 
+from embeddinggemma.checkpoint.encoder_decoder import SEQ2SEQ, load_adapted_encoder
 from embeddinggemma.checkpoint.orbax_io import restore_params_tree, save_orbax
-from embeddinggemma.data.ul2 import SENTINEL_IDS
+from embeddinggemma.data.ul2_config import SENTINEL_IDS
+from embeddinggemma.errors import ConfigError
 from embeddinggemma.model import Transformer, init_params, tiny
 from embeddinggemma.model.encoder_decoder import CROSS_FROM_SELF, encoder_transformer_params, from_decoder
 from embeddinggemma.model.layout import transformer_layout
-from embeddinggemma.training.config import ConfigError
 from embeddinggemma.training.config_files import load_config
-from embeddinggemma.training.denoising import SEQ2SEQ, DenoisingStage, load_adapted_encoder
+from embeddinggemma.training.denoising import DenoisingStage
 from embeddinggemma.training.embedding_stage import EmbeddingStage
 from embeddinggemma.training.loop import train
 from embeddinggemma.training.metrics import read_jsonl
 from embeddinggemma.training.state import ENCODER
 from embeddinggemma.training.trainer import assemble_trainer
 from tests.training.conftest import REPO, process_env, run
-from tests.training.test_train_loop import assert_same_params, losses
+from tests.training.test_train_loop import assert_same_params, losses, run_until, saved_steps
 
 STEPS = 24
 # A short run on the 8 devices, data- and fsdp-sharded; checkpoints every 4 steps.
@@ -102,31 +102,54 @@ def test_an_embedding_run_starts_from_the_adapted_encoder(straight_run, small_co
                        {k: v for k, v in fresh.items() if k != "transformer"})
 
 
-@pytest.mark.slow  # two adapt commands in subprocesses
-def test_an_adaptation_killed_halfway_and_resumed_matches_the_uninterrupted_run(straight_run, small_corpus,
-                                                                                tmp_path):
-    command = [sys.executable, "-m", "embeddinggemma.adapt", "--config",
-               str(REPO / "configs/ul2_adapt.py:tiny"), "--workdir", str(tmp_path / "killed"),
-               *(f"--config.{o}" for o in _overrides(small_corpus))]
-    process = subprocess.Popen(command, env=process_env(8), cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while (len(losses(tmp_path / "killed")) < STEPS // 2 and process.poll() is None
-           and time.monotonic() < deadline):
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL, "the run ended before it could be killed halfway"
-    assert max(losses(tmp_path / "killed")) < STEPS
+def _command(corpus: Path, workdir: Path) -> list[str]:
+    return [sys.executable, "-m", "embeddinggemma", "adapt", "--config",
+            str(REPO / "configs/ul2_adapt.py:tiny"), "--workdir", str(workdir),
+            *(f"--config.{o}" for o in _overrides(corpus))]
 
+
+def _assert_resumes_like_the_straight_run(command: list[str], workdir: Path, straight_run: Path) -> str:
     resumed = run(command, devices=8)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Resumed" in resumed.stderr and "held-out denoising_loss" in resumed.stderr
-    got, expected = losses(tmp_path / "killed"), losses(straight_run)
+    got, expected = losses(workdir), losses(straight_run)
     assert sorted(got) == list(range(1, STEPS + 1))
     np.testing.assert_allclose([got[s] for s in sorted(got)], [expected[s] for s in sorted(expected)],
                                rtol=0, atol=1e-6)
-    assert_same_params(load_adapted_encoder(tmp_path / "killed" / "export").params,
+    assert_same_params(load_adapted_encoder(workdir / "export").params,
                        load_adapted_encoder(straight_run / "export").params, atol=1e-6)
+    return resumed.stderr
+
+
+@pytest.mark.slow  # two adapt commands in subprocesses
+def test_an_adaptation_killed_halfway_and_resumed_matches_the_uninterrupted_run(straight_run, small_corpus,
+                                                                                tmp_path):
+    command = _command(small_corpus, tmp_path / "killed")
+    process = subprocess.Popen(command, env=process_env(8), cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    run_until(process, lambda: len(losses(tmp_path / "killed")) >= STEPS // 2)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    assert max(losses(tmp_path / "killed")) < STEPS
+    _assert_resumes_like_the_straight_run(command, tmp_path / "killed", straight_run)
+
+
+@pytest.mark.slow  # two adapt commands in subprocesses
+def test_an_adaptation_stopped_by_ctrl_c_saves_its_step_exits_130_and_resumes_like_the_uninterrupted_run(
+        straight_run, small_corpus, tmp_path):
+    workdir = tmp_path / "stopped"
+    command = _command(small_corpus, workdir)
+    process = subprocess.Popen(command, env=process_env(8), cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    run_until(process, lambda: saved_steps(workdir))  # after the first periodic checkpoint (step 4)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 130, err[-3000:]
+    stopped_at = max(losses(workdir))
+    # Nothing lost: the last step it trained is saved (the periodic checkpoints are every 4 steps).
+    assert 4 < stopped_at < STEPS and saved_steps(workdir)[-1] == stopped_at
+    assert f"stopped by SIGINT after step {stopped_at}" in err and "Traceback" not in err
+    assert f"from step {stopped_at}" in _assert_resumes_like_the_straight_run(command, workdir, straight_run)
 
 
 @pytest.fixture(scope="module")
@@ -180,10 +203,33 @@ def test_a_decoder_of_another_architecture_is_named_field_by_field(decoder_check
 
 
 def test_a_bad_ul2_field_is_exit_status_2_before_anything_is_written(tmp_path, capsys):
-    from embeddinggemma.adapt import main
+    from embeddinggemma.cli.adapt import main
 
     workdir = tmp_path / "run"
     assert main(["--config", str(REPO / "configs/ul2_adapt.py:tiny"), "--workdir", str(workdir),
                  "--config.ul2.denoisers.x_span3.noise_density=1.5"]) == 2
     assert "ul2.denoisers.x_span3.noise_density=1.5 must be in (0, 1)" in capsys.readouterr().err
     assert not workdir.exists()
+
+
+def test_the_adapt_command_refuses_an_embedding_config_and_names_the_stage(tmp_path, capsys):
+    from embeddinggemma.cli.adapt import main
+
+    workdir = tmp_path / "run"
+    assert main(["--config", str(REPO / "configs/finetune.py:tiny"), "--workdir", str(workdir)]) == 2
+    assert "stage='embedding'" in capsys.readouterr().err
+    assert not workdir.exists()
+
+
+def test_each_stage_owns_its_section_and_an_unknown_stage_is_named():
+    from embeddinggemma.training.config import base_config, validate_config
+    from embeddinggemma.training.config_files import load_config
+
+    adapt, finetune = load_config("ul2_adapt:tiny"), load_config("finetune:tiny")
+    assert ("ul2" in adapt, "loss" in adapt) == (True, False)
+    assert ("ul2" in finetune, "loss" in finetune) == (False, True)
+    with pytest.raises(ConfigError, match="stage='distill'"):
+        base_config("distill")
+    finetune.stage = "distill"
+    with pytest.raises(ConfigError, match="stage='distill'"):
+        validate_config(finetune)

@@ -4,8 +4,8 @@ import jax
 import numpy as np
 import pytest
 
-from embeddinggemma.atomic import NotOurDirectoryError
 from embeddinggemma.checkpoint.orbax_io import load_orbax_params
+from embeddinggemma.errors import NotOurDirectoryError
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 from embeddinggemma.training.checkpoints import export_params
 from embeddinggemma.training.state import DISTILLATION_PROJECTION, ENCODER

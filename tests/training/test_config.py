@@ -3,17 +3,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import ml_collections
 import pytest
 
-from embeddinggemma.atomic import NotOurDirectoryError
-from embeddinggemma.training.config import (
-    ConfigError,
-    base_config,
-    sized_config,
-    validate_config,
-    write_config,
-)
+from embeddinggemma.errors import ConfigError, NotOurDirectoryError
+from embeddinggemma.training.config import base_config, sized_config, validate_config, write_config
 from embeddinggemma.training.config_files import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +41,7 @@ def test_base_config_is_locked():
 
 
 def _show(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "embeddinggemma.show_config", *args],
+    return subprocess.run([sys.executable, "-m", "embeddinggemma", "show_config", *args],
                           capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
@@ -151,3 +146,40 @@ def test_write_config_rewrites_the_config_of_a_run_directory(tmp_path):
     config.seed = 7
     write_config(config, tmp_path / "run")
     assert json.loads((tmp_path / "run" / "config.json").read_text())["seed"] == 7
+
+
+@pytest.mark.parametrize("field, value", [("train.batch_size", 0), ("train.batch_size", -4),
+                                          ("optimizer.learning_rate", -1e-4)])
+def test_a_batch_size_below_one_and_a_negative_learning_rate_are_named(field, value):
+    config = sized_config("tiny")
+    section, name = field.split(".")
+    config[section][name] = value
+    with pytest.raises(ConfigError, match=rf"{field}={value}"):
+        validate_config(config)
+
+
+def test_a_batch_the_mesh_cannot_split_is_refused_before_anything_is_written(tmp_path):
+    """8 simulated devices (tests/conftest.py): the batch axes data x fsdp hold 8 or 4 x 2 shards."""
+    from embeddinggemma.training.loop import train
+
+    assert jax.device_count() == 8
+    for shape in ((-1, 1, 1), (-1, 2, 1), (2, 2, 2)):
+        config = sized_config("tiny")
+        config.train.batch_size = 12 if shape != (2, 2, 2) else 6
+        config.mesh.shape = shape
+        with pytest.raises(ConfigError, match=r"train.batch_size=(12|6) .*mesh.shape"):
+            train(config, tmp_path / "run")
+        assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow  # two command processes, ~8 s
+def test_show_config_refuses_a_negative_batch_and_a_closed_pipe_is_no_traceback():
+    done = _show("--config", "configs/finetune.py:tiny", "--config.train.batch_size=-1")
+    assert done.returncode == 2 and "train.batch_size=-1" in done.stderr
+    # `show_config | head`: the reader has gone before the config is printed.
+    process = subprocess.Popen([sys.executable, "-m", "embeddinggemma", "show_config", "--config",
+                                "configs/finetune.py:tiny"], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 0 and "Traceback" not in stderr and "Error" not in stderr, stderr

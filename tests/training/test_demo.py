@@ -12,7 +12,7 @@ from tests.training.conftest import run
 
 @pytest.mark.slow  # a 60-step training run in a subprocess
 def test_the_demo_improves_heldout_ndcg_and_exports_a_loadable_model(tmp_path, small_corpus):
-    result = run([sys.executable, "-m", "embeddinggemma.demo", "--workdir", str(tmp_path / "demo"),
+    result = run([sys.executable, "-m", "embeddinggemma", "demo", "--workdir", str(tmp_path / "demo"),
                   "--steps", "60", "--corpus", str(small_corpus)])
     assert result.returncode == 0, result.stderr[-3000:]
     evals = read_jsonl(tmp_path / "demo" / "eval.jsonl")

@@ -7,9 +7,10 @@ import jax
 import numpy as np
 import pytest
 
+from embeddinggemma.checkpoint.encoder_decoder import SEQ2SEQ
 from embeddinggemma.model import tiny
 from embeddinggemma.model.encoder_decoder import EncoderDecoder, init_params
-from embeddinggemma.training.denoising import SEQ2SEQ, denoising_objective
+from embeddinggemma.training.denoising import denoising_objective
 
 PAD = 0
 

@@ -8,9 +8,11 @@ import pytest
 
 from embeddinggemma.checkpoint.decoders import save_decoder
 from embeddinggemma.checkpoint.orbax_io import load_orbax_params
+from embeddinggemma.errors import ConfigError
 from embeddinggemma.model import init_params, tiny
-from embeddinggemma.training.config import ConfigError, base_config, model_config
-from embeddinggemma.training.initialisation import check_init_params, init_choice, load_initial_encoder
+from embeddinggemma.training.config import base_config
+from embeddinggemma.training.embedding_config import init_choice, model_config
+from embeddinggemma.training.initialisation import check_init_params, load_initial_encoder
 from tests.training.conftest import run
 
 

@@ -5,9 +5,11 @@ import jax
 import numpy as np
 import pytest
 
+from embeddinggemma.errors import ConfigError
 from embeddinggemma.model.layout import embedder_layout
 from embeddinggemma.quantization import quantize_params
-from embeddinggemma.training.config import ConfigError, model_config, validate_config
+from embeddinggemma.training.config import validate_config
+from embeddinggemma.training.embedding_config import model_config
 from embeddinggemma.training.state import ENCODER
 from embeddinggemma.training.trainer import assemble_trainer
 from tests.training.test_step import (

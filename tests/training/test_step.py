@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from embeddinggemma.model import EmbeddingModel
-from embeddinggemma.training.config import base_config, model_config
+from embeddinggemma.training.config import base_config
+from embeddinggemma.training.embedding_config import model_config
 from embeddinggemma.training.mesh import batch_sharding
 from embeddinggemma.training.objective import objective
 from embeddinggemma.training.state import ENCODER

@@ -1,4 +1,4 @@
-"""`python -m embeddinggemma.train`'s exit statuses: 2 with a message for the config or the inputs,
+"""`python -m embeddinggemma train`'s exit statuses: 2 with a message for the config or the inputs,
 a traceback for anything else (a JAX error is a bug to see, not a bad config)."""
 
 from pathlib import Path
@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 import embeddinggemma.training.loop as loop
-from embeddinggemma.train import main
-from embeddinggemma.training.config import ConfigError
+from embeddinggemma.cli.train import main
+from embeddinggemma.errors import ConfigError
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "finetune.py") + ":tiny"
 

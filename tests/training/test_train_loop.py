@@ -1,4 +1,4 @@
-"""The training command end to end: resume after SIGKILL, incomplete checkpoints, NaN stop,
+"""The training command end to end: resume after SIGKILL and after SIGTERM, incomplete checkpoints, NaN stop,
 initialisation from a checkpoint, and two processes."""
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ import numpy as np
 import pytest
 
 from embeddinggemma.checkpoint.orbax_io import load_orbax_params, save_orbax
+from embeddinggemma.errors import WorkdirInUseError
 from embeddinggemma.model import tiny
 from embeddinggemma.training.metrics import read_jsonl
-from tests.training.conftest import REPO, process_env, run
+from embeddinggemma.training.run_lock import lock_workdir
+from tests.training.conftest import REPO, process_env, run, small_run_command
 
 pytestmark = pytest.mark.slow  # each runs the train command in subprocesses: a minute or more
 
@@ -38,33 +40,80 @@ def assert_same_params(a: dict, b: dict, atol: float = 0.0) -> None:
         np.testing.assert_allclose(x, y, rtol=0, atol=atol, err_msg=jax.tree_util.keystr(path))
 
 
-def test_a_run_killed_halfway_and_restarted_matches_an_uninterrupted_run(tmp_path, train_command):
-    steps = 16
-    straight = run(train_command(tmp_path / "straight", steps=steps))
-    assert straight.returncode == 0, straight.stderr[-3000:]
-    expected = losses(tmp_path / "straight")
-    assert sorted(expected) == list(range(1, steps + 1))
+STEPS = 16
 
-    killed_dir = tmp_path / "killed"
-    process = subprocess.Popen(train_command(killed_dir, steps=steps), env=process_env(), cwd=REPO,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while len(losses(killed_dir)) < steps // 2 and process.poll() is None and time.monotonic() < deadline:
+
+@pytest.fixture(scope="module")
+def straight(small_corpus, tmp_path_factory) -> Path:
+    """An uninterrupted run of STEPS steps: what a killed or stopped run must compute."""
+    workdir = tmp_path_factory.mktemp("straight") / "run"
+    result = run(small_run_command(small_corpus, workdir, steps=STEPS))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(losses(workdir)) == list(range(1, STEPS + 1))
+    return workdir
+
+
+def run_until(process: subprocess.Popen, condition, timeout: float = 300) -> None:
+    """Waits until `condition()` holds; fails when the process ended first."""
+    deadline = time.monotonic() + timeout
+    while not condition() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL, "the run ended before it could be killed halfway"
-    logged_before_kill = max(losses(killed_dir))
-    assert logged_before_kill < steps
+    assert process.poll() is None and condition(), "the run ended (or timed out) before the condition held"
 
-    resumed = run(train_command(killed_dir, steps=steps))
+
+def saved_steps(workdir: Path) -> list[int]:
+    directory = workdir / "checkpoints"
+    return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit()) if directory.is_dir() else []
+
+
+def assert_resumes_like(workdir: Path, command: list[str], reference: Path, devices: int = 1,
+                        rtol: float = 0, atol: float = 1e-6) -> subprocess.CompletedProcess:
+    """Runs `command` again in `workdir`: it resumes, and its losses and export are `reference`'s."""
+    resumed = run(command, devices=devices)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Resumed" in resumed.stderr
-    got = losses(killed_dir)
-    assert sorted(got) == list(range(1, steps + 1))  # each step once, the killed run's extra lines dropped
+    got, expected = losses(workdir), losses(reference)
+    assert sorted(got) == sorted(expected)  # each step once, the interrupted run's extra lines dropped
     np.testing.assert_allclose([got[s] for s in sorted(got)], [expected[s] for s in sorted(expected)],
-                               rtol=0, atol=1e-6)
-    assert read_jsonl(killed_dir / "eval.jsonl") == read_jsonl(tmp_path / "straight" / "eval.jsonl")
-    assert_same_params(export(killed_dir), export(tmp_path / "straight"))
+                               rtol=rtol, atol=atol)
+    assert_same_params(export(workdir), export(reference), atol=atol)
+    return resumed
+
+
+def test_a_run_killed_halfway_and_restarted_matches_an_uninterrupted_run(tmp_path, train_command, straight):
+    killed_dir = tmp_path / "killed"
+    command = train_command(killed_dir, steps=STEPS)
+    process = subprocess.Popen(command, env=process_env(), cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    run_until(process, lambda: len(losses(killed_dir)) >= STEPS // 2)
+    with pytest.raises(WorkdirInUseError, match=f"pid {process.pid} "):
+        lock_workdir(killed_dir)  # the run holds its directory...
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    assert max(losses(killed_dir)) < STEPS
+
+    assert_resumes_like(killed_dir, command, straight)  # ...and the kernel freed it with the process
+    assert read_jsonl(killed_dir / "eval.jsonl") == read_jsonl(straight / "eval.jsonl")
+
+
+def test_sigterm_saves_the_step_it_stops_at_exits_143_and_the_rerun_matches_an_uninterrupted_run(
+        tmp_path, train_command, straight):
+    workdir = tmp_path / "stopped"
+    command = train_command(workdir, "--config.checkpoint.every_steps=5", steps=STEPS)
+    process = subprocess.Popen(command, env=process_env(), cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    run_until(process, lambda: saved_steps(workdir))  # after the first periodic checkpoint (step 5)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 143, err[-3000:]
+    stopped_at = max(losses(workdir))
+    assert 5 < stopped_at < STEPS
+    # Nothing lost: the last step it trained is saved (the periodic checkpoints are every 5 steps).
+    assert saved_steps(workdir)[-1] == stopped_at
+    assert f"stopped by SIGTERM after step {stopped_at}" in err and "Traceback" not in err
+
+    resumed = assert_resumes_like(workdir, command, straight)
+    assert f"from step {stopped_at}" in resumed.stderr
 
 
 def test_an_incomplete_checkpoint_left_by_a_kill_while_saving_is_ignored(tmp_path, train_command):
@@ -102,8 +151,9 @@ def test_a_nan_loss_stops_the_run_naming_step_and_term_and_keeps_the_last_good_c
     # The same run continued to step 8 with a spread-out term that turns NaN: in process, so the
     # objective can be injected; the config is parsed from the same command line. It resumes
     # on 8 devices what was saved on 1: Orbax reshards.
-    from embeddinggemma.train import parse_command_line
-    from embeddinggemma.training.loop import NonFiniteLossError, train
+    from embeddinggemma.cli.train import parse_command_line
+    from embeddinggemma.errors import NonFiniteLossError
+    from embeddinggemma.training.loop import train
     from embeddinggemma.training.objective import EmbeddingObjective, embedding_objective
 
     config, _ = parse_command_line(train_command(workdir, steps=8)[3:])
@@ -156,25 +206,42 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_train_like_one_process_on_the_same_global_batch(tmp_path, train_command):
+def test_two_processes_train_like_one_process_and_stop_together_on_one_sigterm(tmp_path, train_command):
     # Hosts must agree on shapes, so multi-process batches are padded to the maximum lengths; the
     # one-process reference pads the same way. Two devices either way: one per process, or two in one.
+    steps = 8
     overrides = ("--config.data.bucket_lengths=False", "--config.mesh.shape=(2,1,1)")
-    single = run(train_command(tmp_path / "single", *overrides, steps=4), devices=2)
+    single = run(train_command(tmp_path / "single", *overrides, steps=steps), devices=2)
     assert single.returncode == 0, single.stderr[-3000:]
 
-    port = _free_port()
-    procs = [subprocess.Popen(
-        [*train_command(tmp_path / "multi", *overrides, steps=4), f"--coordinator_address=localhost:{port}",
-         "--num_processes=2", f"--process_id={i}"],
-        env=process_env(1), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for i in range(2)]
+    def start_both() -> list[subprocess.Popen]:
+        port = _free_port()
+        return [subprocess.Popen(
+            [*train_command(tmp_path / "multi", *overrides, steps=steps),
+             f"--coordinator_address=localhost:{port}", "--num_processes=2", f"--process_id={i}"],
+            env=process_env(1), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for i in range(2)]
+
+    # The preemption notice reaches process 1 only; both stop after the same step and save it.
+    procs = start_both()
+    run_until(procs[0], lambda: saved_steps(tmp_path / "multi"))  # after the first checkpoint
+    procs[1].send_signal(signal.SIGTERM)
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 143, err[-3000:]
+    stopped_at = max(losses(tmp_path / "multi"))
+    assert 2 < stopped_at < steps and saved_steps(tmp_path / "multi")[-1] == stopped_at
+    for _, err in outputs:
+        assert f"stopped by SIGTERM to one of the processes after step {stopped_at}" in err
+
+    procs = start_both()
     outputs = [p.communicate(timeout=600) for p in procs]
     for p, (_, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err[-3000:]
+    assert f"from step {stopped_at}" in outputs[0][1]
     expected, got = losses(tmp_path / "single"), losses(tmp_path / "multi")
-    assert sorted(got) == [1, 2, 3, 4]
-    np.testing.assert_allclose([got[s] for s in range(1, 5)], [expected[s] for s in range(1, 5)], rtol=1e-5)
+    assert sorted(got) == list(range(1, steps + 1))
+    np.testing.assert_allclose([got[s] for s in sorted(got)], [expected[s] for s in sorted(got)], rtol=1e-5)
     assert_same_params(export(tmp_path / "multi"), export(tmp_path / "single"), atol=1e-5)
     assert json.loads((tmp_path / "multi" / "config.json").read_text())["data"]["bucket_lengths"] is False
 

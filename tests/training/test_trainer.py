@@ -6,9 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from embeddinggemma.errors import ConfigError
 from embeddinggemma.model import EmbeddingModel
 from embeddinggemma.schema import ROLES
-from embeddinggemma.training.config import ConfigError, sized_config
+from embeddinggemma.training.config import sized_config
 from embeddinggemma.training.objective import objective
 from embeddinggemma.training.state import DISTILLATION_PROJECTION, ENCODER
 from embeddinggemma.training.trainer import assemble_trainer

@@ -4,7 +4,7 @@ Builds the small real corpus (once, about a minute; see scripts/build_corpus.py)
 model with `configs/finetune.py:tiny` (contrastive loss with hard negatives, spread-out,
 Matryoshka), evaluates held-out retrieval nDCG@10 before and after, and prints a summary.
 
-    python -m embeddinggemma.demo [--workdir runs/demo-...] [--steps N] [--corpus DIR]
+    python -m embeddinggemma demo [--workdir runs/demo-...] [--steps N] [--corpus DIR]
 
 Exit status 1 when the held-out score did not improve.
 """

