@@ -41,13 +41,13 @@ def test_pod_grid_plans_each_distinct_stage_once_and_names_the_cells_that_do_not
 
 
 def test_pod_grid_that_fits_prints_the_plans_then_the_launch_lines(planned, capsys):
-    assert main(["init", "--scale", "pod", "--topology", "v5p-64", "--workdir", "/pod"]) == 0
+    assert main(["souping", "--scale", "pod", "--topology", "v5p-64", "--workdir", "/pod"]) == 0
     lines = capsys.readouterr().out.splitlines()
     plans = [i for i, line in enumerate(lines) if line.startswith("# plan v5p-64 ")]
     launches = [i for i, line in enumerate(lines) if line.startswith("python ")]
-    assert len(plans) == 4 and plans[-1] < launches[0]  # adapt + three starts of the train stage
-    assert any("encoder_decoder/seed0/adapt" in lines[i] for i in plans)
-    assert {"ul2" in c for c in planned} == {True, False}
+    assert plans and plans[-1] < launches[0]
+    assert all(": fits, 1.00 of 95 GiB per chip" in lines[i] for i in plans)
+    assert 0 < len(planned) <= len(plans)
 
 
 def test_topology_needs_the_pod_scale_and_a_known_slice(planned, capsys):
