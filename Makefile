@@ -22,7 +22,8 @@ $(INSTALLED): setup.py
 	$(PIP) install -q -e '.[test]'
 	touch $@
 
-# The reference implementation and mteb (golden files, benchmarks, the mteb tests). torch first:
+# The reference implementation and mteb (golden files, benchmarks, the mteb tests), and libtpu (the
+# plan tests compile for TPU slices; the rest of the suite runs on the CPU). torch first:
 # the pinned CPU build comes from local disk on these machines, where a bare `torch` would pull a
 # CUDA build.
 install-eval: $(EVAL)
@@ -35,7 +36,7 @@ install-llama-cpp: install
 
 $(EVAL): $(INSTALLED) setup.py
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[test,eval,onnx]'
+	$(PIP) install -q -e '.[test,eval,onnx,tpu]'
 	touch $@
 
 # onnxruntime-node bundles its CPU libraries; its install script would fetch CUDA ones from NuGet.

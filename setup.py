@@ -61,6 +61,10 @@ setup(
         "onnx": ["onnx>=1.23.2", "onnxruntime>=1.32.0"],
         # mteb itself (the adapter and its test); it needs torch, so install torch==2.13.0 first.
         "eval": REFERENCE + ["mteb>=2.26"],
+        # libtpu, the TPU compiler and runtime: `python -m embeddinggemma plan` compiles for TPU slices
+        # on any machine with it, and a TPU VM runs on it. jax's own `tpu` extra names the libtpu
+        # built for the installed jax (libtpu 0.0.42.* for jax 0.10.2), so the two always match.
+        "tpu": ["jax[tpu]>=0.10.2"],
         # llama.cpp itself, compiled from source (22 min on 2 loaded cores), for
         # scripts/compare_llama_cpp.py: it runs the GGUF export; never needed by the package.
         "llama-cpp": ["llama-cpp-python>=0.3.36"],

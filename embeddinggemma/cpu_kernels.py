@@ -83,12 +83,13 @@ def chosen() -> str:
     return _recorded_or_measured() if jax.process_count() == 1 else DEFAULT
 
 
-def compiler_options() -> dict[str, str] | None:
+def compiler_options(platform: str | None = None) -> dict[str, str] | None:
     """Options for `jax.jit(..., compiler_options=...)`: the chosen CPU kernels, or None where the
-    default backend is not the CPU."""
+    program is compiled for another platform than the CPU (`platform`, e.g. a mesh's devices'
+    "tpu"; default: JAX's default backend)."""
     import jax
 
-    if jax.default_backend() != "cpu":
+    if (platform or jax.default_backend()) != "cpu":
         return None
     return dict(KERNELS[chosen()]) or None
 

@@ -2,16 +2,19 @@
 
     python -m experiments.run --list
     python -m experiments.run NAME --scale smoke|cpu|pod [--seeds 3] [--workdir DIR]
-        [--corpus DIR] [--decoder PATH] [--teacher DIR]
+        [--corpus DIR] [--decoder PATH] [--teacher DIR] [--topology SLICE]
 
 `smoke`: the whole grid in minutes (tiny model, a few steps, two suite tasks), for tests and CI.
 `cpu`: real data, at least 3 seeds, each ablation within an hour on a 2-core CPU. `pod`: the
 300m-scale configs for TPU pod slices; prints each cell's command lines (after checking every
-config and the model's shapes with `jax.eval_shape`) instead of running them.
+config and the model's shapes with `jax.eval_shape`) instead of running them; with `--topology
+v5e-64` (a Cloud TPU slice; needs libtpu, `pip install -e '.[tpu]'`) every training stage is first
+compiled for that slice (`python -m embeddinggemma plan`), its memory per chip and step time printed
+as `#` lines, and a stage that does not fit in the chips' memory is named (exit status 4).
 
 Run it again after a kill: finished cells are kept, the cell that was running resumes from its
 checkpoint. Exit status: 0 done (cells that failed are listed in results.md), 2 bad arguments or a
-work directory that is not this experiment's.
+work directory that is not this experiment's, 4 a pod cell that does not fit the --topology slice.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from experiments.grid import SCALES, Context
 
 DEFAULT_WORKDIR = "runs/experiments/{name}-{scale}"
 COMPILATION_CACHE = "jax-cache"  # in the work directory, unless JAX_COMPILATION_CACHE_DIR names another
+DOES_NOT_FIT = 4  # as `python -m embeddinggemma plan`
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="the decoder's SentencePiece model (default: the released EmbeddingGemma's)")
     p.add_argument("--teacher", default=None,
                    help="distillation teacher (default: the released EmbeddingGemma, fetched)")
+    p.add_argument("--topology", default=None,
+                   help="with --scale pod: compile every training stage for this TPU slice, e.g. v5e-64")
     return p
 
 
@@ -63,6 +69,18 @@ def _inputs(args: argparse.Namespace, needs: set[str]) -> dict[str, str]:
     return {k: v or "" for k, v in out.items()}
 
 
+def _plan_lines(reports: dict[str, dict]) -> list[str]:
+    """One `#` line per planned stage: fits, memory per chip, step time at the plan's MFU."""
+    lines = []
+    for where, r in reports.items():
+        used, hbm = (r["per_chip"][k] / 2 ** 30 for k in ("total_bytes", "hbm_bytes"))
+        mfu, seconds = list(r["step_seconds"].items())[-1]
+        lines.append(f"# plan {r['slice']} {where}: {'fits' if r['fits'] else 'DOES NOT FIT'}, "
+                     f"{used:.2f} of {hbm:.0f} GiB per chip, "
+                     f"{seconds:.3f} s per step at {mfu} MFU")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.list or not args.name:
@@ -76,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seeds if args.seeds is not None else ablation.default_seeds[args.scale]
     if seeds < 1:
         print(f"error: --seeds={seeds} must be >= 1", file=sys.stderr)
+        return 2
+    if args.topology and args.scale != "pod":
+        print("error: --topology plans a pod grid; it needs --scale pod", file=sys.stderr)
         return 2
     workdir = args.workdir or Path(DEFAULT_WORKDIR.format(name=ablation.name, scale=args.scale))
     context = Context(scale=args.scale, seeds=tuple(range(seeds)), corpus=args.corpus,
@@ -97,6 +118,22 @@ def main(argv: list[str] | None = None) -> int:
             from experiments.pod import check_pod_cells
 
             check_pod_cells(ablation, context)
+            if args.topology:
+                from embeddinggemma.planning.slices import UnknownSliceError
+                from experiments.pod import plan_pod_cells
+
+                try:
+                    reports = plan_pod_cells(ablation, context, args.topology)
+                except UnknownSliceError as e:
+                    print(f"error: {e}", file=sys.stderr)
+                    return 2
+                print("\n".join(_plan_lines(reports)))
+                too_big = [where for where, report in reports.items() if not report["fits"]]
+                if too_big:
+                    print(f"error: on {args.topology}, {', '.join(too_big)} do not fit in the chips' memory "
+                          f"(python -m embeddinggemma plan --topology {args.topology} names what to shrink)",
+                          file=sys.stderr)
+                    return DOES_NOT_FIT
             print("\n".join(launch_lines(ablation, context, workdir)))
             return 0
         cells = run_grid(ablation, context, workdir)

@@ -13,6 +13,10 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
 # load of the others (embeddinggemma/cpu_kernels.py): XLA's own, what "auto" picks on this
 # project's AMD machines. tests/test_cpu_kernels.py and the parity tests cover both.
 os.environ.setdefault("EMBEDDINGGEMMA_CPU_KERNELS", "xla")
+# The suite runs on the CPU. With libtpu installed (the `tpu` extra, for the plan tests' compile-only
+# TPU devices, which JAX_PLATFORMS does not hide) JAX would otherwise try a TPU backend first in
+# every process and print libtpu's warnings when none is attached.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

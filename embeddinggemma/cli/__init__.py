@@ -28,6 +28,7 @@ COMMANDS = {
     "embed": "embed a file of texts into a .npy matrix",
     "perplexity": "the perplexity of a text under a Gemma 3 decoder",
     "show_config": "resolve, check and print a config",
+    "plan": "compile a config for a Cloud TPU slice here: memory per chip, collectives, FLOPs",
     "fetch": "fetch the released checkpoint or the Gemma 3 270M GGUF into the cache",
     "demo": "a small end-to-end training run on real text (make demo)",
     "model_card": "the model card's example with the released checkpoint",

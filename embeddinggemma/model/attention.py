@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from embeddinggemma.model.attention_kernels import kernel_attention
-from embeddinggemma.model.layers import RMSNorm, logical_param
+from embeddinggemma.model.layers import RESIDUAL, RMSNorm, constrain, logical_param
 from embeddinggemma.model.masks import BandMask, ByLayerType, KernelMask, Mask
 
 
@@ -80,7 +80,7 @@ class Attention(nn.Module):
         k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, K, S, H]
         encoded = attend(q, k, v, mask)  # [B, K, G, T, H]
         encoded = encoded.transpose(0, 3, 1, 2, 4).reshape(B, T, N, H)
-        return jnp.einsum("BTNH,NHD->BTD", encoded, w_o.astype(self.dtype))
+        return constrain(jnp.einsum("BTNH,NHD->BTD", encoded, w_o.astype(self.dtype)), RESIDUAL)
 
 
 def attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: Mask) -> jax.Array:

@@ -16,6 +16,23 @@ EMBED = "embed"  # the residual stream's width
 VOCAB = "vocab"  # the token table's rows: looked up, never summed over
 LAYERS = "layers"  # the leading axis of the scanned blocks' stacked parameters
 ATTENTION_AXES = ("heads", "kv_heads")
+# Logical axes of activations, for `constrain`: the example axis is `batch` (as a batch's), the
+# others are named apart from the parameters' so that the rules keep a parameter's sharded `embed`
+# (FSDP) off the activations: each layer's weights are gathered, activations stay split by example.
+RESIDUAL = ("batch", "activation_length", "activation_embed")  # [B, T, D]
+MLP_HIDDEN = ("batch", "activation_length", "activation_mlp")  # [B, T, F]
+LOGITS = ("batch", "activation_length", "activation_vocab")  # [B, T, V]
+# The rows a token lookup returns [B, T, D], split as the table's width is and by example over the
+# rest of the batch axes: each device reads its own slice of the table, and one all-to-all (its
+# gradient likewise) moves the rows to the residual stream's layout, where every device gathering
+# the whole batch's rows (and their gradient) would move a batch of activations per lookup.
+LOOKUP = ("lookup_batch", "activation_length", EMBED)
+
+
+def constrain(x: jax.Array, axes: Sequence[str]) -> jax.Array:
+    """`x` laid out on the mesh by its logical `axes` under the trainer's sharding rules; unchanged
+    (no constraint) outside a `training.mesh.tracing_under` context, e.g. on one device."""
+    return nn.with_logical_constraint(x, tuple(axes))
 
 
 def logical_param(module: nn.Module, name: str, shape: Sequence[int], axes: Sequence[str],
@@ -58,8 +75,8 @@ class FeedForward(nn.Module):
         # Gate and up in one product, stacked so that a sharded `mlp` axis stays where it is: on CPU
         # fewer, larger products are faster (measured in README, Model notes).
         both = jnp.einsum("BTD,DGF->BTGF", x, jnp.stack([gate, up], axis=1).astype(self.dtype))
-        hidden = jax.nn.gelu(both[..., 0, :], approximate=True) * both[..., 1, :]
-        return jnp.einsum("BTF,FD->BTD", hidden, down.astype(self.dtype))
+        hidden = constrain(jax.nn.gelu(both[..., 0, :], approximate=True) * both[..., 1, :], MLP_HIDDEN)
+        return constrain(jnp.einsum("BTF,FD->BTD", hidden, down.astype(self.dtype)), RESIDUAL)
 
 
 class TokenEmbedding(nn.Module):
@@ -78,9 +95,11 @@ class TokenEmbedding(nn.Module):
         """[B, T] int token ids -> [B, T, D] vectors scaled by sqrt(D), in `dtype`."""
         # The scale is rounded to the parameter dtype first, as the reference does.
         scale = jnp.asarray(self.embed_dim ** 0.5, self.param_dtype)
-        return (jnp.take(self.embedding, tokens, axis=0) * scale).astype(self.dtype)
+        rows = constrain(jnp.take(self.embedding, tokens, axis=0), LOOKUP)
+        return constrain((rows * scale).astype(self.dtype), RESIDUAL)
 
     def decode(self, hidden: jax.Array) -> jax.Array:
         """[B, T, D] hidden states -> [B, T, V] float32 logits over the vocabulary."""
         table = self.embedding.astype(self.dtype)
-        return jnp.einsum("BTD,VD->BTV", hidden.astype(self.dtype), table).astype(jnp.float32)
+        logits = jnp.einsum("BTD,VD->BTV", hidden.astype(self.dtype), table)
+        return constrain(logits, LOGITS).astype(jnp.float32)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from embeddinggemma.model.attention import Attention, rope_tables
 from embeddinggemma.model.config import GLOBAL, LOCAL, RuntimeConfig, TransformerConfig
-from embeddinggemma.model.layers import LAYERS, FeedForward, RMSNorm, TokenEmbedding
+from embeddinggemma.model.layers import LAYERS, RESIDUAL, FeedForward, RMSNorm, TokenEmbedding, constrain
 from embeddinggemma.model.masks import ByLayerType, LayerMasks
 
 CROSS = "cross"  # the broadcast tables' entry for cross-attention: encoder outputs and mask
@@ -44,6 +44,7 @@ class Block(nn.Module):
         local_mask, global_mask = tables[LOCAL]["mask"], tables[GLOBAL]["mask"]
         both_arrays = isinstance(local_mask, jax.Array) and isinstance(global_mask, jax.Array)
         mask = pick("mask") if both_arrays else ByLayerType(is_global, global_mask, local_mask)
+        x = constrain(x, RESIDUAL)
         attended = attention("attn")(norm("pre_attn_norm")(x), pick("sin"), pick("cos"), mask)
         x = x + norm("post_attn_norm")(attended)
         if self.cross_attention:
@@ -53,7 +54,7 @@ class Block(nn.Module):
             x = x + norm("post_cross_attn_norm")(attended)
         mlp = FeedForward(c.embed_dim, c.mlp_dim, r.compute_dtype, r.weight_dtype, name="mlp")
         x = x + norm("post_ffw_norm")(mlp(norm("pre_ffw_norm")(x)))
-        return x, None
+        return constrain(x, RESIDUAL), None
 
 
 class Transformer(nn.Module):
@@ -124,7 +125,7 @@ class Transformer(nn.Module):
                              "one without takes neither.")
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
-        x = self._embedding.encode(tokens)
+        x = constrain(self._embedding.encode(tokens), RESIDUAL)
         tables = {}
         for kind, base in ((LOCAL, c.local_rope_base), (GLOBAL, c.global_rope_base)):
             sin, cos = rope_tables(positions, c.head_dim, base)

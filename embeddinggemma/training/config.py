@@ -72,6 +72,14 @@ DEFAULT_SHARDING_RULES = (
     ("head_dim", None),
     ("projection", "tensor"),
     ("layers", None),
+    # Activations (model/layers.py): split by example only; the tensor axis splits the MLP's hidden
+    # units, never the residual stream's width, which FSDP's `embed` rule must not reach.
+    ("activation_length", None),
+    ("activation_embed", None),
+    ("activation_mlp", "tensor"),
+    ("activation_vocab", "tensor"),
+    # A token lookup's rows (model/layers.LOOKUP): by example over the axes `embed` leaves free.
+    ("lookup_batch", "data"),
 )
 
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from embeddinggemma import cpu_kernels
@@ -45,6 +46,7 @@ from embeddinggemma.training.checkpoints import check_export_target, export_tree
 from embeddinggemma.training.config import preset_config, runtime_config
 from embeddinggemma.training.denoising_config import transformer_config
 from embeddinggemma.training.inputs import HELDOUT_SPLIT, corpus_tokenizer, resolve_corpus
+from embeddinggemma.training.mesh import mesh_platform, tracing_under
 from embeddinggemma.training.stage import DataStream, Evaluator, Stage, first_process_first
 from embeddinggemma.training.trainer import Trainer, assemble_trainer
 
@@ -75,6 +77,37 @@ def denoising_objective(model: EncoderDecoder, pad_id: int, logits_chunk: int = 
                       "denoising/target_tokens": tokens.sum()}
 
     return objective
+
+
+def denoising_trainer(config: ml_collections.ConfigDict, transformer: TransformerConfig, pad_id: int,
+                      devices: Sequence[jax.Device] | None = None) -> Trainer:
+    """The adaptation's trainer over `devices` (default: all): the encoder-decoder of `transformer`
+    (both halves), random parameters under `SEQ2SEQ`, the denoising objective of `pad_id`."""
+    model = EncoderDecoder(transformer, runtime_config(config))
+
+    def init_boxed(rng):
+        tokens = jnp.ones((1, 4), jnp.int32)
+        return {SEQ2SEQ: model.init(rng, tokens, tokens)["params"]}
+
+    objective = denoising_objective(model, pad_id, config.ul2.logits_chunk)
+    return assemble_trainer(config, architecture=preset_config(config), objective=objective,
+                            init_params=init_boxed, devices=devices)
+
+
+def heldout_sums(config: ml_collections.ConfigDict, transformer: TransformerConfig, pad_id: int,
+                 num_denoisers: int, trainer: Trainer) -> Callable:
+    """The held-out evaluation's program over the trainer's mesh (traced as the train step is):
+    `(params, batch) -> [summed NLL, target tokens, correct tokens]`, each [num_denoisers] float32,
+    summed per denoiser (`batch["denoiser"]`) over a UL2 batch (data/ul2.BATCH_KEYS)."""
+    model = EncoderDecoder(transformer, runtime_config(config))
+
+    @functools.partial(jax.jit, compiler_options=cpu_kernels.compiler_options(mesh_platform(trainer.mesh)))
+    def sums(params, batch):
+        with tracing_under(trainer.mesh, trainer.rules):
+            per_example = batch_statistics(model, params[SEQ2SEQ], batch, pad_id, config.ul2.logits_chunk)
+        return [jax.ops.segment_sum(x, batch["denoiser"], num_denoisers) for x in per_example]
+
+    return sums
 
 
 class DenoisingStage(Stage):
@@ -119,15 +152,7 @@ class DenoisingStage(Stage):
             write_encoder_decoder_metadata(workdir, self.transformer, self.tokenizer_path)
 
     def assemble(self) -> Trainer:
-        model = EncoderDecoder(self.transformer, runtime_config(self.config))
-
-        def init_boxed(rng):
-            tokens = jnp.ones((1, 4), jnp.int32)
-            return {SEQ2SEQ: model.init(rng, tokens, tokens)["params"]}
-
-        objective = denoising_objective(model, self.tokenizer.pad_id, self.config.ul2.logits_chunk)
-        return assemble_trainer(self.config, architecture=preset_config(self.config), objective=objective,
-                                init_params=init_boxed)
+        return denoising_trainer(self.config, self.transformer, self.tokenizer.pad_id)
 
     def initial_params(self, trainer: Trainer, state: Mapping) -> Mapping | None:
         if self.start is None:
@@ -148,13 +173,7 @@ class DenoisingStage(Stage):
         batches = ul2.heldout_batches(documents, c, self.tokenizer, batch_size=self.config.eval.batch_size,
                                       seed=self.config.seed)
         names = denoiser_names(c)
-        model = EncoderDecoder(self.transformer, runtime_config(self.config))
-        pad_id = self.tokenizer.pad_id
-
-        @functools.partial(jax.jit, compiler_options=cpu_kernels.compiler_options())
-        def sums(params, batch):
-            per_example = batch_statistics(model, params[SEQ2SEQ], batch, pad_id, c.logits_chunk)
-            return [jax.ops.segment_sum(x, batch["denoiser"], len(names)) for x in per_example]
+        sums = heldout_sums(self.config, self.transformer, self.tokenizer.pad_id, len(names), trainer)
 
         def evaluate(params):
             # Every host passes the whole held-out batch: the global batch holds each example once

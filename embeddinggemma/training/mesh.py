@@ -80,3 +80,9 @@ def tracing_under(mesh: Mesh, rules: Rules) -> Iterator[None]:
     device's batch shard (model/attention_kernels.py)."""
     with jax.sharding.use_abstract_mesh(mesh.abstract_mesh), nn.logical_axis_rules([tuple(r) for r in rules]):
         yield
+
+
+def mesh_platform(mesh: Mesh) -> str:
+    """The platform the mesh's devices are ("cpu", "gpu", "tpu"): what its programs compile for,
+    which is not the default backend when the devices are a TPU slice's compile-only ones."""
+    return mesh.devices.flat[0].platform

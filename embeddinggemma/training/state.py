@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 
 import flax.linen as nn
@@ -63,9 +64,13 @@ def create_train_state(init_boxed: Callable[[jax.Array], Mapping], tx: optax.Gra
     """
     boxed = jax.eval_shape(init_boxed, rng)
     shardings = train_state_shardings(boxed, tx, mesh, rules)
-
-    def init(r):
-        params = nn.unbox(init_boxed(r))
-        return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
-
+    init = functools.partial(fresh_state, init_boxed, tx)
     return jax.jit(init, out_shardings=shardings)(rng), shardings
+
+
+def fresh_state(init_boxed: Callable[[jax.Array], Mapping], tx: optax.GradientTransformation,
+                rng: jax.Array) -> dict:
+    """`{"step": 0, "params", "opt_state"}` of a fresh run, traceable (jit it, or `jax.eval_shape`
+    it for the state's shapes without memory)."""
+    params = nn.unbox(init_boxed(rng))
+    return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}

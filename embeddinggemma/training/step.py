@@ -38,7 +38,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from embeddinggemma import cpu_kernels
 from embeddinggemma.errors import ConfigError
 from embeddinggemma.schema import ROLES
-from embeddinggemma.training.mesh import Rules, batch_sharding, tracing_under
+from embeddinggemma.training.mesh import Rules, batch_sharding, mesh_platform, tracing_under
 from embeddinggemma.training.objective import EmbeddingObjective, Metrics
 from embeddinggemma.training.state import ENCODER
 
@@ -193,4 +193,4 @@ def make_train_step(loss_and_grads: LossAndGrads, tx: optax.GradientTransformati
     replicated = NamedSharding(mesh, PartitionSpec())
     return jax.jit(train_step, in_shardings=(state_shardings, batch_in),
                    out_shardings=(state_shardings, replicated), donate_argnums=0,
-                   compiler_options=cpu_kernels.compiler_options())
+                   compiler_options=cpu_kernels.compiler_options(mesh_platform(mesh)))

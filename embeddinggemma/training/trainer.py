@@ -35,14 +35,16 @@ from embeddinggemma.errors import ConfigError
 from embeddinggemma.model import EmbedderConfig, EmbeddingModel
 from embeddinggemma.model.layout import param_layouts
 from embeddinggemma.quantization import straight_through
+from embeddinggemma.training.checkpoints import abstract_like
 from embeddinggemma.training.config import runtime_config
 from embeddinggemma.training.embedding_config import model_config
-from embeddinggemma.training.mesh import Rules, batch_sharding, make_mesh, tracing_under
+from embeddinggemma.training.mesh import Rules, batch_sharding, make_mesh, mesh_platform, tracing_under
 from embeddinggemma.training.objective import embedding_objective
 from embeddinggemma.training.optimizer import make_optimizer
 from embeddinggemma.training.state import (
     ENCODER,
     create_train_state,
+    fresh_state,
     init_boxed_params,
     train_state_shardings,
 )
@@ -77,6 +79,13 @@ class Trainer:
         rng = jax.random.PRNGKey(self.config.seed if seed is None else seed)
         state, _ = create_train_state(self.init_boxed, self.tx, self.mesh, self.rules, rng)
         return state
+
+    def abstract_state(self) -> dict:
+        """What `init_state` makes, as jax.ShapeDtypeStructs with the state's shardings: nothing
+        is computed or allocated (for compiling ahead of time, or a checkpoint's restore target)."""
+        init = functools.partial(fresh_state, self.init_boxed, self.tx)
+        shapes = jax.eval_shape(init, jax.random.PRNGKey(0))
+        return abstract_like(shapes, self.state_shardings)
 
     def global_batch(self, local: Mapping[str, np.ndarray]) -> dict[str, jax.Array]:
         """This host's slice of the batch -> global arrays sharded over the batch axes."""
@@ -131,7 +140,7 @@ def assemble_trainer(config: ml_collections.ConfigDict, *, architecture: Embedde
         with tracing_under(mesh, rules):
             return embed(transform(params)[ENCODER], tokens)
 
-    embed_params = jax.jit(embed_params_traced,
-                           out_shardings=replicated, compiler_options=cpu_kernels.compiler_options())
+    embed_params = jax.jit(embed_params_traced, out_shardings=replicated,
+                           compiler_options=cpu_kernels.compiler_options(mesh_platform(mesh)))
     return Trainer(config, model_cfg, mesh, rules, tx, schedule, shardings, init_boxed, loss_and_grads,
                    train_step, embed_params)
