@@ -255,12 +255,18 @@ def export_tree(workdir: str | Path, params: Mapping, marker: str,
     out = check_export_target(workdir, marker)
     partial = _shared_partial(out)
     tree = jax.tree.map(np.asarray, host_params(params))
-    checkpointer = ocp.StandardCheckpointer()  # every process takes part; the primary one writes
-    checkpointer.save(partial / "params", tree)
-    checkpointer.wait_until_finished()
-    if jax.process_index() == 0:
-        write_metadata(partial)
-        commit_partial(partial, out)
+    try:
+        checkpointer = ocp.StandardCheckpointer()  # every process takes part; the primary one writes
+        checkpointer.save(partial / "params", tree)
+        checkpointer.wait_until_finished()
+        if jax.process_index() == 0:
+            write_metadata(partial)
+            commit_partial(partial, out)
+    except BaseException:
+        # A failed write (a full disk, say) leaves no half export; a kill is swept at the next start.
+        if jax.process_index() == 0:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
     multihost_utils.sync_global_devices("export_params:done")
     return out
 

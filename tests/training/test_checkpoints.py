@@ -42,3 +42,21 @@ def test_an_export_directory_holding_somebody_elses_files_is_refused_untouched(
     assert [p.name for p in (tmp_path / "export").iterdir()] == ["model.gguf"]
     assert (tmp_path / "export" / "model.gguf").read_bytes() == b"GGUF by hand"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+
+def test_an_export_that_fails_to_write_leaves_the_earlier_export_and_no_partial(
+        tmp_path, tiny_config, tiny_params, tiny_tokenizer_path, monkeypatch):
+    import errno
+
+    import orbax.checkpoint as ocp
+
+    out = _export(tmp_path, tiny_config, tiny_params, tiny_tokenizer_path)
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ocp.StandardCheckpointer, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        _export(tmp_path, tiny_config, jax.tree.map(lambda x: 2 * x, tiny_params), tiny_tokenizer_path)
+    _assert_exported(out, tiny_params)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
