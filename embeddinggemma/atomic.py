@@ -14,6 +14,7 @@ rename. Sibling partials left by a killed builder are recognised by their mark a
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import os
 import shutil
@@ -166,3 +167,17 @@ def save_npy(path: Path, array: np.ndarray) -> None:
     buffer = io.BytesIO()
     np.save(buffer, array)
     atomic_write(path, buffer.getvalue())
+
+
+def try_lock_directory(directory: str | Path) -> int | None:
+    """Takes an exclusive flock on the existing `directory` itself, at once: the open descriptor
+    that holds it (close it to release), or None when another process holds it. Locking the
+    directory, not a file in it, leaves nothing behind; the kernel frees the lock when its
+    process ends, killed or not."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    return descriptor

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import fcntl
 import json
 import logging
 import os
@@ -38,7 +37,7 @@ import optuna
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from embeddinggemma.atomic import atomic_write, check_target
+from embeddinggemma.atomic import atomic_write, check_target, try_lock_directory
 from embeddinggemma.data.config import with_corpus_datasets, with_mixture_weights
 from embeddinggemma.errors import ConfigError, NonFiniteLossError
 from embeddinggemma.files import read_json
@@ -153,14 +152,10 @@ def _claim_workdir(workdir: Path, spec: SearchSpec) -> int:
     """
     check_target(workdir, SPEC_FILE, WHAT)
     workdir.mkdir(parents=True, exist_ok=True)
-    # The directory itself is locked: no lock file that a kill could leave behind.
-    lock = os.open(workdir, os.O_RDONLY)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(lock)
+    lock = try_lock_directory(workdir)
+    if lock is None:
         raise SearchInUseError(f"Another process is running the search in {workdir} (it holds a lock on "
-                               "the directory).") from None
+                               "the directory).")
     given = json.loads(json.dumps(spec.to_json()))
     if (workdir / SPEC_FILE).is_file():
         difference = _first_difference(read_json(workdir / SPEC_FILE, f"The spec of {WHAT}"), given, "search")

@@ -9,13 +9,12 @@ the one that writes the directory's files, takes the lock (see `training.loop`).
 from __future__ import annotations
 
 import datetime
-import fcntl
 import json
 import os
 import socket
 from pathlib import Path
 
-from embeddinggemma.atomic import atomic_write
+from embeddinggemma.atomic import atomic_write, try_lock_directory
 from embeddinggemma.errors import WorkdirInUseError
 
 HOLDER_FILE = "run.lock"
@@ -55,13 +54,10 @@ def lock_workdir(workdir: str | Path) -> RunLock:
       WorkdirInUseError naming the holder when another process has it.
     """
     workdir = Path(workdir)
-    descriptor = os.open(workdir, os.O_RDONLY)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(descriptor)
+    descriptor = try_lock_directory(workdir)
+    if descriptor is None:
         raise WorkdirInUseError(f"{workdir} is in use by another run ({_holder(workdir)}); one process "
-                                "at a time works in a run directory.") from None
+                                "at a time works in a run directory.")
     return RunLock(workdir, descriptor)
 
 
