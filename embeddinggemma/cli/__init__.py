@@ -23,7 +23,7 @@ COMMANDS = {
     "mixture_search": "Bayesian search of a config's mixture weights",
     "soup": "average checkpoints into one model",
     "quantize": "a checkpoint stored as integer codes and scales",
-    "export": "a checkpoint to sentence-transformers, Orbax or GGUF",
+    "export": "a checkpoint to sentence-transformers, Orbax, GGUF or ONNX",
     "evaluate": "the offline evaluation suite for checkpoints, dims and quantisation",
     "embed": "embed a file of texts into a .npy matrix",
     "perplexity": "the perplexity of a text under a Gemma 3 decoder",
