@@ -294,6 +294,12 @@ def check_resume_config(config: ml_collections.ConfigDict, workdir: str | Path) 
     """
     stored = _flat(read_json(Path(workdir) / CONFIG_FILE, "Run config"))
     given = _flat(json.loads(config.to_json_best_effort()))  # through JSON: tuples compare as lists
+    if "stage" not in stored:
+        # Written before configs named their stage: an adaptation had a `ul2` section (and a `loss`
+        # section it never read), an embedding run none.
+        stored["stage"] = "denoising" if any(f.startswith("ul2.") for f in stored) else "embedding"
+        if stored["stage"] == "denoising":
+            stored = {f: v for f, v in stored.items() if not f.startswith("loss.")}
 
     def shown(values: dict, field: str) -> str:
         return repr(values[field]) if field in values else "absent"

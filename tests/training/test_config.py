@@ -183,3 +183,22 @@ def test_show_config_refuses_a_negative_batch_and_a_closed_pipe_is_no_traceback(
     process.stdout.close()
     stderr = process.stderr.read()
     assert process.wait(timeout=120) == 0 and "Traceback" not in stderr and "Error" not in stderr, stderr
+
+
+@pytest.mark.parametrize("spec", ["finetune:tiny", "ul2_adapt:tiny"])
+def test_a_run_written_before_configs_named_their_stage_resumes_under_the_same_config(tmp_path, spec):
+    import json
+
+    from embeddinggemma.training.config import CONFIG_FILE, check_resume_config
+    from embeddinggemma.training.config_files import load_config
+
+    config = load_config(spec)
+    old = json.loads(config.to_json_best_effort())
+    del old["stage"]
+    if "ul2" in old:  # adaptation configs carried the embedding loss section, unread
+        old["loss"] = json.loads(load_config("finetune:tiny").loss.to_json_best_effort())
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(old))
+    check_resume_config(config, tmp_path)
+    config.optimizer.learning_rate *= 2
+    with pytest.raises(ConfigError, match="optimizer.learning_rate"):
+        check_resume_config(config, tmp_path)
