@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -59,8 +60,16 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         dist, venv, outside = work / "dist", work / "venv", work / "elsewhere"
         outside.mkdir(exist_ok=True)
+        # Built from a copy of what setup.py packages, so the build leaves no build/ or egg-info
+        # in the checkout.
+        source = Path(scratch) / "source"  # always fresh, whatever --keep names
+        for name in ("setup.py", "pyproject.toml", "README.md"):
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+        shutil.copytree(ROOT / "embeddinggemma", source / "embeddinggemma",
+                        ignore=shutil.ignore_patterns("__pycache__"))
         run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-             str(dist), str(ROOT)])
+             str(dist), str(source)])
         wheels = sorted(dist.glob("embeddinggemma-*.whl"))
         if len(wheels) != 1:
             print(f"error: expected one embeddinggemma wheel in {dist}, found {wheels}", file=sys.stderr)

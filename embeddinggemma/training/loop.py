@@ -100,10 +100,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, *, objective: 
     started = time.perf_counter()
     validate_config(config)
     check_batch_fits_mesh(config, jax.device_count())  # before anything is written or built
-    if stage is not None and (objective is not None or param_transform is not None):
-        raise ValueError("objective and param_transform configure the embedding stage; a stage given "
-                         "brings its own.")
-    if stage is None and (objective is not None or param_transform is not None):
+    if objective is not None or param_transform is not None:
+        if stage is not None:
+            raise ValueError("objective and param_transform configure the embedding stage; a stage given "
+                             "brings its own.")
         if config.stage != "embedding":
             raise ConfigError(f"stage={config.stage!r}: objective and param_transform are the embedding "
                               "stage's.")
