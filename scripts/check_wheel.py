@@ -68,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copy2(ROOT / name, source / name)
         shutil.copytree(ROOT / "embeddinggemma", source / "embeddinggemma",
                         ignore=shutil.ignore_patterns("__pycache__"))
-        run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-             str(dist), str(source)])
+        # Build isolation, as `pip install .` does: pyproject.toml's build requirements, not
+        # whatever this environment happens to hold.
+        run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(source)])
         wheels = sorted(dist.glob("embeddinggemma-*.whl"))
         if len(wheels) != 1:
             print(f"error: expected one embeddinggemma wheel in {dist}, found {wheels}", file=sys.stderr)
