@@ -30,6 +30,10 @@ RUNTIME = [
     "gguf>=0.19.0",  # GGUF files: the Gemma 3 decoder importer, the quantisers' reference grids
 ]
 
+# Work directories, checkpoints and data in a bucket (`gs://`, embeddinggemma/paths.py): gcsfs is
+# epath's client for it (through fsspec), google-cloud-storage tensorboardX's.
+GCS = ["gcsfs>=2026.10.1", "google-cloud-storage>=3.17.1"]
+
 REFERENCE = [
     # The CPU build that these machines hold on local disk; a bare `torch` pulls a CUDA build.
     "torch==2.13.0",
@@ -54,7 +58,10 @@ setup(
         # tensorboard reads the event files back.
         # pytest-xdist: the suite runs in two worker processes (most tests are single-threaded
         # compilation and Python, so two cores finish it sooner).
-        "test": ["pytest>=8.0", "pytest-xdist>=3.8", "ruff>=0.6", "tensorboard>=2.21"],
+        # gcp-storage-emulator: the GCS server the bucket tests start on localhost (tests/conftest.py).
+        "test": ["pytest>=8.0", "pytest-xdist>=3.8", "ruff>=0.6", "tensorboard>=2.21",
+                 "gcp-storage-emulator>=2026.7.19", "portpicker>=1.6.0", *GCS],
+        "gcs": GCS,
         "reference": REFERENCE,
         # The ONNX export (onnx) and its checks and benchmark (ONNX Runtime). jax2onnx is not used:
         # 0.17 pins orbax-checkpoint<0.11.37, below RUNTIME's (README, "ONNX").
@@ -64,7 +71,7 @@ setup(
         # libtpu, the TPU compiler and runtime: `python -m embeddinggemma plan` compiles for TPU slices
         # on any machine with it, and a TPU VM runs on it. jax's own `tpu` extra names the libtpu
         # built for the installed jax (libtpu 0.0.42.* for jax 0.10.2), so the two always match.
-        "tpu": ["jax[tpu]>=0.10.2"],
+        "tpu": ["jax[tpu]>=0.10.2"],  # a pod slice's runs live in a bucket: install `gcs` with it
         # llama.cpp itself, compiled from source (22 min on 2 loaded cores), for
         # scripts/compare_llama_cpp.py: it runs the GGUF export; never needed by the package.
         "llama-cpp": ["llama-cpp-python>=0.3.36"],

@@ -7,10 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from embeddinggemma.paths import AnyPath, as_path
 
-def require_file(path: str | Path, kind: str = "File") -> Path:
-    """`path` as a Path; FileNotFoundError "<kind> not found: <path>" when it is not a file."""
-    path = Path(path)
+
+def require_file(path: str | Path, kind: str = "File") -> AnyPath:
+    """`path` as a path (paths.as_path: local, or in a bucket); FileNotFoundError "<kind> not
+    found: <path>" when it is not a file."""
+    path = as_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{kind} not found: {path}")
     return path
@@ -32,9 +35,10 @@ def read_json(path: str | Path, kind: str = "File") -> Any:
         raise ValueError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}.") from None
 
 
-def read_texts(path: Path) -> list[str]:
+def read_texts(path: str | Path) -> list[str]:
     """Texts from a JSON-lines file (objects with a string `text`) or a plain one-per-line file;
     lines end at LF or CRLF only."""
+    path = as_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Input file not found: {path}")
     raw = path.read_bytes()

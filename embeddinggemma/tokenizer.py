@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import sentencepiece as spm
 
+from embeddinggemma.paths import as_path, is_url
+
 # Gemma's pieces after pad, eos, bos and unk (ids 0..3): `<mask>` (4), `[multimodal]` (5), and
 # `<unused0>`..`<unused98>` (6..104), pieces that no text encodes to.
 GEMMA_CONTROL_PIECES = ("<mask>", "[multimodal]")
@@ -19,11 +21,13 @@ class Tokenizer:
     """Wraps a SentencePiece model file (Gemma 3's `tokenizer.model`)."""
 
     def __init__(self, model_path: str | Path, bos_id: int = 2, eos_id: int = 1, pad_id: int = 0):
-        model_path = Path(model_path)
+        model_path = as_path(model_path)
         if not model_path.is_file():
             raise FileNotFoundError(f"Tokenizer model not found: {model_path}")
         self.model_path = model_path
-        self.processor = spm.SentencePieceProcessor(model_file=str(model_path))
+        # SentencePiece opens local files only: a model in a bucket is read here.
+        self.processor = (spm.SentencePieceProcessor(model_proto=model_path.read_bytes())
+                          if is_url(model_path) else spm.SentencePieceProcessor(model_file=str(model_path)))
         self.bos_id, self.eos_id, self.pad_id = bos_id, eos_id, pad_id
 
     @property

@@ -79,3 +79,63 @@ def release_dir() -> Path:
             pytest.skip(f"released checkpoint unavailable: {e}")
         pytest.fail(f"Could not fetch the released EmbeddingGemma checkpoint, so the parity tests "
                     f"cannot run: {e}", pytrace=False)
+
+
+GCS_BUCKET = "embeddinggemma-test"
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+    """A GCS emulator (gcp-storage-emulator, the `test` extra; see tests/gcs_emulator.py) on a free
+    localhost port for the session, holding the bucket GCS_BUCKET, with every client of this process
+    and of the processes it starts pointed at it: gcsfs and google-cloud-storage by
+    STORAGE_EMULATOR_HOST, TensorStore (under Orbax) by TENSORSTORE_GCS_HTTP_URL. Yields its address.
+
+    gcsfs is imported after this fixture has set its environment (its filesystem class is chosen
+    at import): a test module that needs the emulator imports nothing that imports gcsfs at load.
+    """
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import portpicker
+
+    port = portpicker.pick_unused_port()
+    address = f"http://localhost:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.gcs_emulator", str(port), GCS_BUCKET],
+        cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{address}/storage/v1/b/{GCS_BUCKET}", timeout=1)
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"The GCS emulator did not start on port {port}.", pytrace=False)
+            time.sleep(0.1)
+    # gcsfs's default filesystem first asks the bucket's layout of a control API the emulator lacks.
+    settings = {"STORAGE_EMULATOR_HOST": address, "TENSORSTORE_GCS_HTTP_URL": address,
+                "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    yield address
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@pytest.fixture
+def gcs_dir(gcs_emulator, request):
+    """A fresh prefix of the emulator's bucket for one test: `gs://BUCKET/<test name>-<n>`."""
+    import uuid
+
+    from etils import epath
+
+    return epath.Path(f"gs://{GCS_BUCKET}/{request.node.name[:40]}-{uuid.uuid4().hex[:8]}")

@@ -12,7 +12,6 @@ holds each weight matrix as integer codes plus scales (int4 packed two per byte,
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from embeddinggemma.atomic import atomic_directory, refuse_replacing
 from embeddinggemma.files import read_json, require_file
 from embeddinggemma.model.config import EmbedderConfig
 from embeddinggemma.model.layout import embedder_layout
+from embeddinggemma.paths import absolute, as_path
 from embeddinggemma.quantization import SCHEMES, check_scheme, load_params, store_params
 
 CHECKPOINTS_DIR = "checkpoints"  # a run directory's train states: checkpoints/<step>/state (Orbax)
@@ -33,7 +33,7 @@ WHAT = "an Orbax checkpoint"
 
 
 def is_orbax_dir(path: str | Path) -> bool:
-    return (Path(path) / METADATA_FILE).is_file()
+    return (as_path(path) / METADATA_FILE).is_file()
 
 
 def save_orbax(directory: str | Path, config: EmbedderConfig, params: Mapping,
@@ -47,7 +47,7 @@ def save_orbax(directory: str | Path, config: EmbedderConfig, params: Mapping,
     `extra_files` (name -> text, e.g. a soup's manifest) are written beside them, in the same
     atomic step.
     """
-    directory = Path(directory).expanduser().absolute()
+    directory = absolute(directory)
     if not overwrite:
         refuse_replacing(directory, METADATA_FILE, WHAT)
     tokenizer_model = require_file(tokenizer_model, "Tokenizer model")
@@ -76,9 +76,9 @@ def _synchronous_checkpointer() -> ocp.Checkpointer:
 def write_orbax_metadata(directory: str | Path, config: EmbedderConfig, tokenizer_model: str | Path,
                          prompts: Mapping[str, str], quantization: str | None = None) -> None:
     """The files beside `params/`: the tokenizer and `embeddinggemma.json` (config, prompts, and
-    the quantisation scheme of a quantised checkpoint)."""
-    directory = Path(directory)
-    shutil.copyfile(tokenizer_model, directory / "tokenizer.model")
+    the quantisation scheme of a quantised checkpoint); `embeddinggemma.json`, the marker, last."""
+    directory = as_path(directory)
+    (directory / "tokenizer.model").write_bytes(as_path(tokenizer_model).read_bytes())
     metadata = {"format_version": FORMAT_VERSION, "config": config.to_dict(), "prompts": dict(prompts)}
     if quantization is not None:
         metadata["quantization"] = check_scheme(quantization)
@@ -87,7 +87,7 @@ def write_orbax_metadata(directory: str | Path, config: EmbedderConfig, tokenize
 
 def read_orbax_metadata(directory: str | Path) -> tuple[EmbedderConfig, dict[str, str]]:
     """(config, prompts) from an Orbax checkpoint directory; errors name the metadata file."""
-    path = Path(directory) / METADATA_FILE
+    path = as_path(directory) / METADATA_FILE
     metadata = _read_metadata(path)
     if metadata.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: format_version {metadata.get('format_version')} is not "
@@ -107,7 +107,7 @@ def read_orbax_metadata(directory: str | Path) -> tuple[EmbedderConfig, dict[str
 
 def read_orbax_quantization(directory: str | Path) -> str | None:
     """The quantisation scheme an Orbax checkpoint is stored in; None for float parameters."""
-    path = Path(directory) / METADATA_FILE
+    path = as_path(directory) / METADATA_FILE
     scheme = _read_metadata(path).get("quantization")
     if scheme is not None and scheme not in SCHEMES:
         raise ValueError(f"{path}: field 'quantization' is {scheme!r}, not one of {', '.join(SCHEMES)}.")
@@ -124,7 +124,7 @@ def _read_metadata(path: Path) -> dict:
 def restore_params_tree(directory: str | Path) -> dict:
     """The tree stored in `directory/params` as it is (any of our checkpoints: embedders, decoders,
     encoder-decoders)."""
-    path = Path(directory).absolute() / "params"
+    path = absolute(directory) / "params"
     if not path.is_dir():
         raise FileNotFoundError(f"Checkpoint parameters not found: {path}")
     return ocp.StandardCheckpointer().restore(path)
@@ -138,13 +138,13 @@ def load_orbax_params(directory: str | Path) -> dict:
     if scheme is None:
         return stored
     config, _ = read_orbax_metadata(directory)
-    return load_params(stored, scheme, embedder_layout(config), what=str(Path(directory) / "params"))
+    return load_params(stored, scheme, embedder_layout(config), what=str(as_path(directory) / "params"))
 
 
 def orbax_leaf_shapes(tree_dir: str | Path) -> dict[tuple[str, ...], tuple[int, ...]]:
     """Path -> shape of every array of an Orbax PyTree checkpoint directory (e.g. `DIR/params`),
     read from its metadata alone."""
-    tree_dir = Path(tree_dir).absolute()
+    tree_dir = absolute(tree_dir)
     if not tree_dir.is_dir():
         raise FileNotFoundError(f"Checkpoint parameters not found: {tree_dir}")
     tree = ocp.PyTreeCheckpointer().metadata(tree_dir).item_metadata.tree
@@ -163,7 +163,7 @@ def read_orbax_leaf(tree_dir: str | Path, path: tuple[str, ...]) -> np.ndarray:
         node, args = node.setdefault(key, {}), args.setdefault(key, {})
     node[path[-1]] = 0
     args[path[-1]] = ocp.RestoreArgs(restore_type=np.ndarray)
-    restored = ocp.PyTreeCheckpointer().restore(Path(tree_dir).absolute(), args=ocp.args.PyTreeRestore(
+    restored = ocp.PyTreeCheckpointer().restore(absolute(tree_dir), args=ocp.args.PyTreeRestore(
         item=item, restore_args=restore_args, partial_restore=True))
     for key in path:
         restored = restored[key]

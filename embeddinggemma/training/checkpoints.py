@@ -29,10 +29,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
-from embeddinggemma.atomic import check_target, commit_partial, new_partial
+from embeddinggemma.atomic import check_target, commit_partial, new_partial, remove_tree
 from embeddinggemma.checkpoint.orbax_io import CHECKPOINTS_DIR, METADATA_FILE, write_orbax_metadata
 from embeddinggemma.errors import CheckpointError
 from embeddinggemma.model import EmbedderConfig
+from embeddinggemma.paths import AnyPath, absolute, as_path, is_url
 from embeddinggemma.training.state import ENCODER
 
 DAMAGED_DIR = "checkpoints-damaged"
@@ -82,16 +83,20 @@ def _os_errno(error: BaseException) -> int | None:
 
 
 def saved_steps(workdir: str | Path) -> list[int]:
-    """The steps of the complete checkpoints in `DIR/checkpoints`, oldest first."""
-    directory = Path(workdir) / CHECKPOINTS_DIR
-    return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit()) if directory.is_dir() else []
+    """The steps of the complete checkpoints in `DIR/checkpoints`, oldest first (in a bucket, where
+    Orbax writes a step in place, those it committed: see `ocp.utils.is_checkpoint_finalized`)."""
+    directory = as_path(workdir) / CHECKPOINTS_DIR
+    if not directory.is_dir():
+        return []
+    return sorted(int(p.name) for p in directory.iterdir()
+                  if p.name.isdigit() and ocp.utils.is_checkpoint_finalized(p))
 
 
 class RunCheckpoints:
     """Saves and restores `{"state", "data"}` items every `checkpoint.every_steps` steps."""
 
     def __init__(self, workdir: str | Path, cfg: ml_collections.ConfigDict):
-        self.directory = Path(workdir).absolute() / CHECKPOINTS_DIR
+        self.directory = absolute(workdir) / CHECKPOINTS_DIR
         self.every_steps = cfg.every_steps
         options = ocp.CheckpointManagerOptions(
             max_to_keep=cfg.keep, save_interval_steps=1, create=True, cleanup_tmp_directories=True,
@@ -140,7 +145,10 @@ class RunCheckpoints:
                 target, n = aside / str(step), 1
                 while target.exists():
                     target, n = aside / f"{step}-{n}", n + 1
-                shutil.move(self.directory / str(step), target)
+                if is_url(target):
+                    (self.directory / str(step)).rename(target)
+                else:
+                    shutil.move(self.directory / str(step), target)
         multihost_utils.sync_global_devices("checkpoints:set_aside")
         self.manager.reload()
 
@@ -177,7 +185,7 @@ class RunCheckpoints:
             # What the failed save left (Orbax's temporary directory) goes; finished checkpoints stay.
             if jax.process_index() == 0:
                 for partial in self.directory.glob("*.orbax-checkpoint-tmp*"):
-                    shutil.rmtree(partial, ignore_errors=True)
+                    remove_tree(partial)
             if not user_fixable(e):
                 raise
             last = self.manager.latest_step()
@@ -227,12 +235,13 @@ def check_export_target(workdir: str | Path, marker: str = METADATA_FILE) -> Pat
     Raises:
       NotOurDirectoryError naming the directory otherwise: nothing in it is ever replaced.
     """
-    return check_target(Path(workdir).absolute() / EXPORT_DIR, marker, "a run's export")
+    return check_target(absolute(workdir) / EXPORT_DIR, marker, "a run's export")
 
 
-def _shared_partial(target: Path) -> Path:
-    """A partial directory for `target`, made by process 0; every process gets its path."""
-    name = new_partial(target).name.encode() if jax.process_index() == 0 else b""
+def _shared_partial(target: AnyPath, marker: str) -> AnyPath:
+    """A partial directory for `target` (whose finished form holds `marker`), made by process 0;
+    every process gets its path."""
+    name = new_partial(target, marker).name.encode() if jax.process_index() == 0 else b""
     if jax.process_count() > 1:
         padded = np.zeros(1024, np.uint8)
         padded[:len(name)] = np.frombuffer(name, np.uint8)
@@ -253,7 +262,7 @@ def export_tree(workdir: str | Path, params: Mapping, marker: str,
       NotOurDirectoryError when `DIR/export` is not an export (see `check_export_target`).
     """
     out = check_export_target(workdir, marker)
-    partial = _shared_partial(out)
+    partial = _shared_partial(out, marker)
     tree = jax.tree.map(np.asarray, host_params(params))
     try:
         checkpointer = ocp.StandardCheckpointer()  # every process takes part; the primary one writes
@@ -265,7 +274,7 @@ def export_tree(workdir: str | Path, params: Mapping, marker: str,
     except BaseException:
         # A failed write (a full disk, say) leaves no half export; a kill is swept at the next start.
         if jax.process_index() == 0:
-            shutil.rmtree(partial, ignore_errors=True)
+            remove_tree(partial)
         raise
     multihost_utils.sync_global_devices("export_params:done")
     return out

@@ -29,6 +29,7 @@ from embeddinggemma.data.config import data_config, parse_mixture
 from embeddinggemma.errors import ConfigError
 from embeddinggemma.files import read_json
 from embeddinggemma.model.config import EmbedderConfig, RuntimeConfig, get_preset
+from embeddinggemma.paths import as_path
 from embeddinggemma.quantization import SCHEMES
 
 CONFIG_FILE = "config.json"  # the resolved config in a run directory; it marks the directory as a run's
@@ -292,7 +293,7 @@ def check_resume_config(config: ml_collections.ConfigDict, workdir: str | Path) 
     Raises:
       ConfigError naming every other field that differs from the run's config.json.
     """
-    stored = _flat(read_json(Path(workdir) / CONFIG_FILE, "Run config"))
+    stored = _flat(read_json(as_path(workdir) / CONFIG_FILE, "Run config"))
     given = _flat(json.loads(config.to_json_best_effort()))  # through JSON: tuples compare as lists
     if "stage" not in stored:
         # Written before configs named their stage: an adaptation had a `ul2` section (and a `loss`
@@ -335,7 +336,7 @@ def read_config(workdir: str | Path) -> ml_collections.ConfigDict:
     Raises:
       FileNotFoundError or ValueError naming the file when it is missing or not a JSON object.
     """
-    path = Path(workdir).expanduser() / CONFIG_FILE
+    path = as_path(workdir).expanduser() / CONFIG_FILE
     config = read_json(path, "Run config")
     if not isinstance(config, dict):
         raise ValueError(f"{path}: expected a JSON object, found {type(config).__name__}.")

@@ -41,6 +41,7 @@ from embeddinggemma.losses.denoising import chunked_target_statistics, target_st
 from embeddinggemma.model import encoder_decoder
 from embeddinggemma.model.config import TransformerConfig
 from embeddinggemma.model.encoder_decoder import EncoderDecoder
+from embeddinggemma.paths import as_path
 from embeddinggemma.tokenizer import Tokenizer
 from embeddinggemma.training.checkpoints import check_export_target, export_tree
 from embeddinggemma.training.config import preset_config, runtime_config
@@ -135,7 +136,7 @@ class DenoisingStage(Stage):
                               f"than model.preset={config.model.preset!r}:\n  " + "\n  ".join(differ))
         self.start = start
         if config.model.tokenizer:
-            self.tokenizer_path = Path(config.model.tokenizer).expanduser()
+            self.tokenizer_path = as_path(config.model.tokenizer).expanduser()
         elif start is not None:
             self.tokenizer_path = start.tokenizer_path
         else:

@@ -13,6 +13,7 @@ import numpy as np
 
 from embeddinggemma.data.pipeline import make_train_iterator
 from embeddinggemma.errors import ConfigError
+from embeddinggemma.paths import as_path
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 from embeddinggemma.schema import ROLES
 from embeddinggemma.tokenizer import Tokenizer
@@ -53,7 +54,7 @@ class EmbeddingStage(Stage):
         init = load_initial_encoder(config)
         self.prompts = dict(init.prompts) if init and init.prompts is not None else dict(DEFAULT_PROMPTS)
         if config.model.tokenizer:
-            self.tokenizer_path = Path(config.model.tokenizer).expanduser()
+            self.tokenizer_path = as_path(config.model.tokenizer).expanduser()
         elif init and init.tokenizer_path is not None:
             self.tokenizer_path = init.tokenizer_path
         elif self.data_cfg.corpus:

@@ -26,6 +26,7 @@ from embeddinggemma.data.jsonl import JsonLinesSource
 from embeddinggemma.data.records import parse_example
 from embeddinggemma.errors import ConfigError
 from embeddinggemma.files import read_json, require_file
+from embeddinggemma.paths import as_path
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 from embeddinggemma.tokenizer import GEMMA_CONTROL_PIECES, GEMMA_UNUSED_PIECES
 from embeddinggemma.training.config import preset_config
@@ -107,8 +108,8 @@ def record_run_inputs(workdir: str | Path, tokenizer_path: str | Path, prompts: 
     """Copies the run's tokenizer and writes its prompts into the run directory, so that what reads
     the run's checkpoints (souping) needs neither the start it came from (a GGUF, an adaptation)
     nor the corpus."""
-    workdir = Path(workdir)
-    atomic_write(workdir / RUN_TOKENIZER, Path(tokenizer_path).read_bytes())
+    workdir = as_path(workdir)
+    atomic_write(workdir / RUN_TOKENIZER, as_path(tokenizer_path).read_bytes())
     atomic_write(workdir / RUN_PROMPTS, json.dumps(prompts, indent=2, sort_keys=True) + "\n")
 
 
@@ -121,18 +122,18 @@ def run_tokenizer_and_prompts(config: ml_collections.ConfigDict, run_dir: str | 
     Raises:
       FileNotFoundError naming the tokenizer when it is not there.
     """
-    if run_dir is not None and (Path(run_dir) / RUN_TOKENIZER).is_file():
-        prompts = read_json(Path(run_dir) / RUN_PROMPTS, "Run prompts")
-        return Path(run_dir) / RUN_TOKENIZER, dict(prompts)
+    if run_dir is not None and (as_path(run_dir) / RUN_TOKENIZER).is_file():
+        prompts = read_json(as_path(run_dir) / RUN_PROMPTS, "Run prompts")
+        return as_path(run_dir) / RUN_TOKENIZER, dict(prompts)
     m = config.model
     tokenizer, prompts = None, dict(DEFAULT_PROMPTS)
     if m.init_checkpoint:
         _, tokenizer, prompts = read_checkpoint_metadata(m.init_checkpoint)
     if m.tokenizer:
-        tokenizer = Path(m.tokenizer).expanduser()
+        tokenizer = as_path(m.tokenizer).expanduser()
     elif tokenizer is None and config.data.corpus:
         vocab_size = preset_config(config).transformer.vocab_size
-        tokenizer = Path(config.data.corpus).expanduser() / f"tokenizer-{vocab_size}.model"
+        tokenizer = as_path(config.data.corpus).expanduser() / f"tokenizer-{vocab_size}.model"
     if tokenizer is None:
         raise FileNotFoundError("The run names no tokenizer (model.tokenizer, model.init_checkpoint "
                                 "or data.corpus).")

@@ -35,6 +35,7 @@ from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
 from embeddinggemma.errors import ConfigError, InputError, NonFiniteLossError, RunStopped
+from embeddinggemma.paths import absolute
 from embeddinggemma.training.checkpoints import RunCheckpoints, abstract_like, saved_steps
 from embeddinggemma.training.config import (
     check_resume_config,
@@ -109,7 +110,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, *, objective: 
                               "stage's.")
         stage = EmbeddingStage(config, objective, param_transform)
     stage = stage or make_stage(config)
-    workdir = Path(workdir).expanduser().absolute()
+    workdir = absolute(workdir)
     with StopSignals() as stop, _held_by_this_run(config, workdir, stage):
         return _train(config, workdir, stage, stop, started)
 

@@ -8,6 +8,9 @@ Files under the work directory:
 
 A run resumed from step S first drops the lines of steps after S (written by the killed run after
 its last checkpoint), so each step appears once, with the values of the run that kept going.
+
+An object in a bucket cannot be appended to: there the logs are kept in memory and each one is
+uploaded whole at every flush (before each checkpoint, and at the end).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from embeddinggemma.atomic import atomic_write
+from embeddinggemma.paths import AnyPath, as_path, is_url
 
 METRICS_FILE = "metrics.jsonl"
 EVAL_FILE = "eval.jsonl"
@@ -26,7 +30,7 @@ TENSORBOARD_DIR = "tensorboard"
 
 def read_jsonl(path: str | Path) -> list[dict]:
     """The objects of a JSON-lines log; a last line cut short by a kill is left out."""
-    path = Path(path)
+    path = as_path(path)
     if not path.is_file():
         return []
     rows = []
@@ -38,7 +42,7 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return rows
 
 
-def truncate_jsonl(path: Path, last_step: int) -> None:
+def truncate_jsonl(path: AnyPath, last_step: int) -> None:
     """Keeps the objects with step <= last_step (atomically)."""
     rows = [r for r in read_jsonl(path) if r["step"] <= last_step]
     atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
@@ -52,12 +56,33 @@ def _plain(value):
     return value if math.isfinite(value) else str(value)
 
 
+class _UploadedLog:
+    """A JSON-lines log in a bucket, opened for appending: its lines are kept, and the whole
+    object is rewritten at each flush."""
+
+    def __init__(self, path: AnyPath):
+        self.path = path
+        self._text = path.read_text() if path.is_file() else ""
+        self._written = self._text
+
+    def write(self, text: str) -> None:
+        self._text += text
+
+    def flush(self) -> None:
+        if self._text != self._written:
+            atomic_write(self.path, self._text)
+            self._written = self._text
+
+    def close(self) -> None:
+        self.flush()
+
+
 class MetricsWriter:
     """Writes metrics of the steps after `start_step`; only the writing process (process 0) writes."""
 
     def __init__(self, workdir: str | Path, start_step: int, enabled: bool = True):
         self.enabled = enabled
-        self.workdir = Path(workdir)
+        self.workdir = as_path(workdir)
         if not enabled:
             return
         from tensorboardX import SummaryWriter
@@ -68,13 +93,13 @@ class MetricsWriter:
             path = self.workdir / name
             if path.exists():
                 truncate_jsonl(path, start_step)
-            self._files[name] = path.open("a")
+            self._files[name] = _UploadedLog(path) if is_url(path) else path.open("a")
         # purge_step: TensorBoard hides the killed run's events after the checkpoint.
         self._tensorboard = SummaryWriter(str(self.workdir / TENSORBOARD_DIR),
                                           purge_step=start_step + 1 if start_step else None)
 
     @property
-    def tensorboard_dir(self) -> Path:
+    def tensorboard_dir(self) -> AnyPath:
         return self.workdir / TENSORBOARD_DIR
 
     def _write(self, name: str, step: int, metrics: Mapping) -> None:

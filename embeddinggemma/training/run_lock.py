@@ -4,6 +4,11 @@ The directory itself is locked (no lock file that a kill could leave behind): th
 the lock when the process ends, however it ends. Who holds it is written to `DIR/run.lock` (pid,
 host, start time) for the message a second process gets. In a multi-process run only process 0,
 the one that writes the directory's files, takes the lock (see `training.loop`).
+
+A work directory in a bucket (`gs://...`) cannot be locked: object storage has no flock, and a lock
+object (created only if absent) would outlive a killed run and refuse its resume. Nothing here holds
+it: whoever launches runs keeps one run (one pod job) per bucket work directory. `DIR/run.lock`
+still names the latest process to start there.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 
 from embeddinggemma.atomic import atomic_write, try_lock_directory
 from embeddinggemma.errors import WorkdirInUseError
+from embeddinggemma.paths import AnyPath, as_path, is_url
 
 HOLDER_FILE = "run.lock"
 
@@ -23,7 +29,7 @@ HOLDER_FILE = "run.lock"
 class RunLock:
     """The held lock of a work directory; `release()` (or the process's end) frees it."""
 
-    def __init__(self, workdir: Path, descriptor: int):
+    def __init__(self, workdir: AnyPath, descriptor: int | None):
         self.workdir = workdir
         self._descriptor: int | None = descriptor
 
@@ -39,7 +45,7 @@ class RunLock:
             self._descriptor = None
 
 
-def _holder(workdir: Path) -> str:
+def _holder(workdir: AnyPath) -> str:
     try:
         h = json.loads((workdir / HOLDER_FILE).read_text())
         return f"pid {h['pid']} on {h['host']}, started {h['started']}"
@@ -48,12 +54,15 @@ def _holder(workdir: Path) -> str:
 
 
 def lock_workdir(workdir: str | Path) -> RunLock:
-    """Takes the lock of the existing directory `workdir` at once, or refuses.
+    """Takes the lock of the existing directory `workdir` at once, or refuses; a directory in a
+    bucket is not locked (see the module's docstring).
 
     Raises:
       WorkdirInUseError naming the holder when another process has it.
     """
-    workdir = Path(workdir)
+    workdir = as_path(workdir)
+    if is_url(workdir):
+        return RunLock(workdir, None)
     descriptor = try_lock_directory(workdir)
     if descriptor is None:
         raise WorkdirInUseError(f"{workdir} is in use by another run ({_holder(workdir)}); one process "
