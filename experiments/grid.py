@@ -17,6 +17,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from embeddinggemma.paths import AnyPath, as_path
+
 SCALES = ("smoke", "cpu", "pod")
 
 
@@ -148,8 +150,8 @@ def describe(cell: Cell) -> dict:
     return json.loads(json.dumps({"stages": stages, "evaluation": dataclasses.asdict(cell.evaluation)}))
 
 
-def cell_dir(workdir: str | Path, cell_name: str) -> Path:
-    return Path(workdir) / "cells" / cell_name
+def cell_dir(workdir: str | Path, cell_name: str) -> AnyPath:
+    return as_path(workdir) / "cells" / cell_name
 
 
 def stage_outputs(stage: Stage) -> str:

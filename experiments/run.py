@@ -23,6 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from embeddinggemma.paths import as_path
 from experiments.ablations import ABLATIONS
 from experiments.grid import SCALES, Context
 
@@ -37,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the ablations and what each compares")
     p.add_argument("--scale", choices=SCALES, default="smoke")
     p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default: the scale's)")
-    p.add_argument("--workdir", type=Path, default=None, help=f"default: {DEFAULT_WORKDIR}")
+    p.add_argument("--workdir", type=as_path, default=None, help=f"default: {DEFAULT_WORKDIR}")
     p.add_argument("--corpus", default="~/.cache/embeddinggemma/corpus-v3",
                    help="training corpus (scripts/build_corpus.py; built when missing)")
     p.add_argument("--decoder", default=None,
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.topology and args.scale != "pod":
         print("error: --topology plans a pod grid; it needs --scale pod", file=sys.stderr)
         return 2
-    workdir = args.workdir or Path(DEFAULT_WORKDIR.format(name=ablation.name, scale=args.scale))
+    workdir = args.workdir or as_path(DEFAULT_WORKDIR.format(name=ablation.name, scale=args.scale))
     context = Context(scale=args.scale, seeds=tuple(range(seeds)), corpus=args.corpus,
                       **_inputs(args, set(ablation.inputs)))
     from embeddinggemma.errors import ConfigError, NotOurDirectoryError, RunStopped
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         if not jax.config.jax_compilation_cache_dir:
             # Cells of a grid compile the same programs (every seed, most variants): kept on disk,
             # later cells and a resumed runner skip XLA's compilation, most of a short run's time here.
-            cache = Path(workdir).expanduser() / COMPILATION_CACHE
+            cache = workdir.expanduser() / COMPILATION_CACHE
             jax.config.update("jax_compilation_cache_dir", str(cache))
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     try:

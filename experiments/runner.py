@@ -25,6 +25,7 @@ from pathlib import Path
 
 from embeddinggemma.atomic import atomic_write, check_target
 from embeddinggemma.files import read_json
+from embeddinggemma.paths import absolute
 from experiments.grid import Ablation, Cell, Context, cell_dir, check_cells, describe, references
 from experiments.stages import Paths, StageError, launch_line, run_stage
 
@@ -144,7 +145,7 @@ def run_grid(ablation: Ablation, context: Context, workdir: str | Path) -> list[
     from embeddinggemma.errors import ConfigError
     from experiments.results import write_reports
 
-    workdir = Path(workdir).expanduser().absolute()
+    workdir = absolute(workdir)
     cells = ablation.cells(context)
     by_name = check_cells(ablation.name, cells)
     claim_workdir(workdir, ablation, context)
@@ -223,7 +224,7 @@ def launch_lines(ablation: Ablation, context: Context, workdir: str | Path) -> l
     """Every cell's commands, in order, as shell lines (`--scale pod`); runs nothing."""
     cells = ablation.cells(context)
     check_cells(ablation.name, cells)
-    paths = Paths(Path(workdir), {c.name: {s.name: s for s in c.stages} for c in cells})
+    paths = Paths(workdir, {c.name: {s.name: s for s in c.stages} for c in cells})
     lines = []
     for cell in cells:
         lines.append(f"# {cell.name}")

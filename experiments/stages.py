@@ -14,6 +14,7 @@ from pathlib import Path
 
 import ml_collections
 
+from embeddinggemma.paths import as_path
 from experiments.grid import Quantize, Ref, Soup, Stage, Teacher, Train, cell_dir, stage_outputs
 
 
@@ -25,7 +26,7 @@ class Paths:
     """Resolves a cell's stage names and Refs to directories under the experiment's work directory."""
 
     def __init__(self, workdir: str | Path, stages_by_cell: Mapping[str, Mapping[str, Stage]]):
-        self.workdir = Path(workdir)
+        self.workdir = as_path(workdir)  # a bucket's URL keeps its `//`
         self.stages_by_cell = stages_by_cell
 
     def stage_dir(self, cell: str, stage: str) -> Path:

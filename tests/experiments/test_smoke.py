@@ -138,3 +138,17 @@ def test_pod_scale_prints_launch_lines_after_checking_shapes(capsys):
         if name == "souping":  # a mixture of the corpus's datasets, which only the run adds
             assert any("--config.data.mixture=bitext=0.2,code=0.6,package_metadata=0.2" in line
                        for line in commands)
+
+
+def test_pod_launch_lines_keep_a_buckets_url(capsys):
+    from experiments.run import main
+
+    assert main(["souping", "--scale", "pod", "--workdir", "gs://bucket/runs"]) == 0
+    commands = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
+    workdirs = [line.split("--workdir ")[1].split()[0] for line in commands if "--workdir " in line]
+    assert workdirs and all(w.startswith("gs://bucket/runs/cells/") for w in workdirs)
+    assert not any("gs:/bucket" in line for line in commands)  # pathlib's collapsed `//`
+    for line in commands:  # the soups', quantisations' and evaluations' inputs and outputs too
+        for flag in ("--out", "--checkpoint", "--checkpoints"):
+            if f" {flag} " in line:
+                assert line.split(f" {flag} ")[1].startswith("gs://bucket/runs/cells/"), line
