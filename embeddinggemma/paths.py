@@ -53,4 +53,16 @@ def absolute(path: str | os.PathLike) -> AnyPath:
     return path if is_url(path) else path.expanduser().absolute()
 
 
-__all__ = ["AnyPath", "absolute", "as_path", "is_url"]
+def files_under(directory: AnyPath) -> list[AnyPath]:
+    """The files in `directory` and below it, in no set order (epath refuses `rglob` on a bucket)."""
+    if not is_url(directory):
+        return [f for f in directory.rglob("*") if f.is_file()]
+    return [f for p in directory.iterdir() for f in (files_under(p) if p.is_dir() else [p])]
+
+
+def file_size(path: AnyPath) -> int:
+    """The size in bytes of the file `path` (epath's stat names it `length`)."""
+    return path.stat().length if is_url(path) else path.stat().st_size
+
+
+__all__ = ["AnyPath", "absolute", "as_path", "file_size", "files_under", "is_url"]

@@ -17,6 +17,15 @@ GEMMA_UNUSED_PIECES = tuple(f"<unused{i}>" for i in range(99))
 FIRST_UNUSED_ID = 6
 
 
+def load_sentencepiece(model_path: str | Path) -> spm.SentencePieceProcessor:
+    """The SentencePiece model file `model_path`, local or in a bucket (SentencePiece opens local
+    files only: a model in a bucket is read here and passed as bytes)."""
+    model_path = as_path(model_path)
+    if is_url(model_path):
+        return spm.SentencePieceProcessor(model_proto=model_path.read_bytes())
+    return spm.SentencePieceProcessor(model_file=str(model_path))
+
+
 class Tokenizer:
     """Wraps a SentencePiece model file (Gemma 3's `tokenizer.model`)."""
 
@@ -25,9 +34,7 @@ class Tokenizer:
         if not model_path.is_file():
             raise FileNotFoundError(f"Tokenizer model not found: {model_path}")
         self.model_path = model_path
-        # SentencePiece opens local files only: a model in a bucket is read here.
-        self.processor = (spm.SentencePieceProcessor(model_proto=model_path.read_bytes())
-                          if is_url(model_path) else spm.SentencePieceProcessor(model_file=str(model_path)))
+        self.processor = load_sentencepiece(model_path)
         self.bos_id, self.eos_id, self.pad_id = bos_id, eos_id, pad_id
 
     @property

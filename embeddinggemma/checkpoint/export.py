@@ -44,6 +44,7 @@ from embeddinggemma.checkpoint.sentence_transformers import (
     export_sentence_transformers,
 )
 from embeddinggemma.checkpoint.sentence_transformers import WHAT as ST_WHAT
+from embeddinggemma.paths import as_path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +135,7 @@ def export(checkpoint: str | Path, out: str | Path, format: str = "sentence-tran
     if unknown:
         flags = ", ".join("--" + option.replace("_", "-") for option in unknown)
         raise ValueError(f"--format {format} does not take {flags}.")
-    out = Path(out).expanduser()
+    out = as_path(out).expanduser()
     refuse_own_input(checkpoint, out)
     FORMATS[format].check_out(out, overwrite)
     return FORMATS[format].write(out, load_checkpoint(checkpoint), overwrite=overwrite, **options)

@@ -104,9 +104,10 @@ def _vocabulary(tokenizer_path: Path, rows: int) -> tuple[list[bytes], list[floa
     """(pieces, scores, token types, unk id) as llama.cpp's converter reads a SentencePiece model,
     padded to the embedding's `rows`."""
     import gguf
-    import sentencepiece as spm
 
-    sp = spm.SentencePieceProcessor(model_file=str(tokenizer_path))
+    from embeddinggemma.tokenizer import load_sentencepiece
+
+    sp = load_sentencepiece(tokenizer_path)
     if sp.vocab_size() > rows:
         raise ValueError(f"{tokenizer_path}: {sp.vocab_size()} pieces but the embedding has only "
                          f"{rows} rows.")

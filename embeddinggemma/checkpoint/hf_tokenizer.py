@@ -22,14 +22,15 @@ Only BPE models are supported (every tokenizer this codebase trains or imports i
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from sentencepiece import SentencePieceProcessor
 from sentencepiece import sentencepiece_model_pb2 as sp_model
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, processors
 from tokenizers.models import BPE
+
+from embeddinggemma.paths import as_path
+from embeddinggemma.tokenizer import load_sentencepiece
 
 _NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED, _UNUSED, _BYTE = 1, 2, 3, 4, 5, 6
 _BPE = 2
@@ -55,7 +56,7 @@ def read_model_proto(path: str | Path) -> sp_model.ModelProto:
     """The parsed SentencePiece model file."""
     proto = sp_model.ModelProto()
     try:
-        proto.ParseFromString(Path(path).read_bytes())
+        proto.ParseFromString(as_path(path).read_bytes())
     except Exception as e:  # protobuf raises its own DecodeError
         raise TokenizerConversionError(f"{path}: not a SentencePiece model ({e}).") from None
     return proto
@@ -138,7 +139,7 @@ def first_difference(tokenizer: Tokenizer, tokenizer_model: str | Path,
                      texts: Sequence[str] = CHECK_TEXTS) -> tuple[str, list[int], list[int]] | None:
     """(text, SentencePiece's ids, the converted tokenizer's ids) of the first text on which they
     differ (both `[BOS] + pieces + [EOS]`), or None when they agree on all."""
-    processor = SentencePieceProcessor(model_file=str(tokenizer_model))
+    processor = load_sentencepiece(tokenizer_model)
     proto_special = special_pieces(read_model_proto(tokenizer_model))
     bos = tokenizer.token_to_id(proto_special["bos_token"])
     eos = tokenizer.token_to_id(proto_special["eos_token"])
@@ -174,7 +175,7 @@ def write_tokenizer_files(directory: str | Path, tokenizer: Tokenizer, tokenizer
     as SentencePiece spells it."""
     directory = Path(directory)
     special = special_pieces(read_model_proto(tokenizer_model))
-    shutil.copyfile(tokenizer_model, directory / "tokenizer.model")
+    (directory / "tokenizer.model").write_bytes(as_path(tokenizer_model).read_bytes())
     tokenizer.save(str(directory / "tokenizer.json"))
     config = {"tokenizer_class": "PreTrainedTokenizerFast", "padding_side": "right",
               "model_max_length": max_length, "split_special_tokens": True, **special}

@@ -21,6 +21,7 @@ from embeddinggemma.checkpoint.sentence_transformers import (
 )
 from embeddinggemma.files import read_json
 from embeddinggemma.model.config import EmbedderConfig
+from embeddinggemma.paths import as_path
 
 
 @dataclasses.dataclass
@@ -66,7 +67,7 @@ def read_checkpoint_metadata(path: str | Path) -> tuple[EmbedderConfig, Path, di
 
 def _checkpoint_dir(path: str | Path) -> Path:
     """`path`, if it is an Orbax checkpoint or a sentence-transformers directory."""
-    path = Path(path).expanduser()
+    path = as_path(path).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(f"Checkpoint directory not found: {path}")
     if is_orbax_dir(path) or is_sentence_transformers_dir(path):

@@ -9,6 +9,7 @@ from pathlib import Path
 from embeddinggemma.atomic import check_target, refuse_own_input, refuse_replacing
 from embeddinggemma.checkpoint.loading import checkpoint_quantization, load_checkpoint
 from embeddinggemma.checkpoint.orbax_io import METADATA_FILE, WHAT, save_orbax
+from embeddinggemma.paths import as_path
 from embeddinggemma.quantization import check_scheme
 
 
@@ -27,7 +28,7 @@ def quantize_checkpoint(checkpoint: str | Path, out: str | Path, scheme: str,
       NotOurDirectoryError or FileExistsError when `out` is taken or is (in) the checkpoint.
       Everything is checked before the weights are read.
     """
-    checkpoint = Path(checkpoint).expanduser()
+    checkpoint = as_path(checkpoint).expanduser()
     check_scheme(scheme)
     refuse_own_input(checkpoint, out)
     out = check_target(out, METADATA_FILE, WHAT)

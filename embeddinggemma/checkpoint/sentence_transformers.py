@@ -34,6 +34,7 @@ from embeddinggemma.checkpoint.hf_tokenizer import checked_tokenizer, write_toke
 from embeddinggemma.errors import InputError
 from embeddinggemma.files import read_json, require_file
 from embeddinggemma.model.config import EmbedderConfig
+from embeddinggemma.paths import as_path
 from embeddinggemma.prompts import DEFAULT_PROMPTS, load_prompts
 
 _POOLING_MODES = {
@@ -87,20 +88,20 @@ class SafetensorsReader(Mapping[str, np.ndarray]):
 
 
 def is_sentence_transformers_dir(path: str | Path) -> bool:
-    return (Path(path) / "modules.json").is_file()
+    return (as_path(path) / "modules.json").is_file()
 
 
 def is_hugging_face_dir(path: str | Path) -> bool:
     """A plain Hugging Face model directory (weights and config.json, no sentence-transformers
     modules), such as a Gemma 3 decoder."""
-    path = Path(path)
+    path = as_path(path)
     weights = (path / "model.safetensors").is_file() or (path / "model.safetensors.index.json").is_file()
     return weights and (path / "config.json").is_file() and not is_sentence_transformers_dir(path)
 
 
 def written_by_us(path: str | Path) -> bool:
     """Whether this codebase exported the directory (it then states what the layout cannot)."""
-    return (Path(path) / EXPORT_METADATA_FILE).is_file()
+    return (as_path(path) / EXPORT_METADATA_FILE).is_file()
 
 
 def _read_json(path: Path) -> Any:

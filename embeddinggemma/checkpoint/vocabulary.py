@@ -13,12 +13,14 @@ from pathlib import Path
 
 from sentencepiece import sentencepiece_model_pb2 as sp_pb2
 
+from embeddinggemma.paths import as_path
+
 
 def read_model_proto(path: str | Path) -> sp_pb2.ModelProto:
     """The parsed SentencePiece model file; ValueError naming the file when it is not one."""
     proto = sp_pb2.ModelProto()
     try:
-        proto.ParseFromString(Path(path).read_bytes())
+        proto.ParseFromString(as_path(path).read_bytes())
     except Exception as e:  # protobuf's DecodeError is not exported under a stable name
         raise ValueError(f"{path}: not a SentencePiece model ({e}).") from None
     return proto

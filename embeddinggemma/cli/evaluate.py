@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from embeddinggemma.paths import as_path
+
 DEFAULT_CACHE = Path("~/.cache/embeddinggemma/eval-cache")
 
 
@@ -41,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     from embeddinggemma.quantization import SCHEMES
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", nargs="+", required=True, type=Path, help="checkpoint directories")
+    p.add_argument("--checkpoint", nargs="+", required=True, type=as_path, help="checkpoint directories")
     p.add_argument(
         "--dims",
         type=_ints,
@@ -49,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         help="e.g. 768,512,256,128 (default: the checkpoint's Matryoshka dimensions)",
     )
     p.add_argument("--quant", type=_names, default=[], help=f"schemes, comma-separated: {', '.join(SCHEMES)}")
-    p.add_argument("--out", type=Path, required=True, help="directory for results.json, .md, .png")
+    p.add_argument("--out", type=as_path, required=True, help="directory for results.json, .md, .png")
     p.add_argument("--tasks", type=_names, default=None, help="task names (default: all)")
     p.add_argument("--suite", type=Path, default=DEFAULT_SUITE_DIR,
                    help="a built suite, or an absent or empty directory to build it in")

@@ -30,19 +30,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from embeddinggemma.checkpoint.export import FORMATS, export
 from embeddinggemma.checkpoint.gguf_export import GGUF_TYPES
 from embeddinggemma.checkpoint.onnx_export import ONNX_TYPES
+from embeddinggemma.paths import as_path
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m embeddinggemma export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, type=Path,
+    parser.add_argument("--checkpoint", required=True, type=as_path,
                         help="an Orbax checkpoint or a sentence-transformers directory")
-    parser.add_argument("--out", required=True, type=Path,
+    parser.add_argument("--out", required=True, type=as_path,
                         help="the directory to write (absent or empty); the file, for --format gguf")
     parser.add_argument("--format", choices=list(FORMATS), default="sentence-transformers")
     parser.add_argument("--overwrite", action="store_true",

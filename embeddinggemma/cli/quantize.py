@@ -17,7 +17,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
+
+from embeddinggemma.paths import as_path, file_size, files_under
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,10 +26,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="python -m embeddinggemma quantize",
                                 description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", type=Path, required=True,
+    p.add_argument("--checkpoint", type=as_path, required=True,
                    help="an Orbax or sentence-transformers directory")
     p.add_argument("--scheme", choices=SCHEMES, required=True)
-    p.add_argument("--out", type=Path, required=True, help="the quantised checkpoint's directory")
+    p.add_argument("--out", type=as_path, required=True, help="the quantised checkpoint's directory")
     p.add_argument("--force", action="store_true", help="replace an Orbax checkpoint at --out")
     return p
 
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         kind = "refused" if isinstance(e, (NotOurDirectoryError, FileExistsError)) else "error"
         print(f"{kind}: {e}", file=sys.stderr)
         return 2
-    size = sum(f.stat().st_size for f in (out / "params").rglob("*") if f.is_file())
+    size = sum(map(file_size, files_under(out / "params")))
     print(f"{out}: {args.scheme}, parameters {size / 2 ** 20:.1f} MiB on disk, "
           f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
     return 0

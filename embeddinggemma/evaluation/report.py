@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from embeddinggemma.paths import as_path
+
 RESULTS_JSON = "results.json"
 RESULTS_MARKDOWN = "results.md"
 PLOT = "score_vs_dim.png"
@@ -71,12 +73,13 @@ def plot_scores(rows: Sequence[dict], path: Path) -> None:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with path.open("wb") as stream:  # a file object: matplotlib writes local paths only
+        fig.savefig(stream, dpi=110, format="png")
     plt.close(fig)
 
 
 def write_reports(rows: Sequence[dict], out_dir: str | Path, suite: dict) -> dict[str, Path]:
-    out = Path(out_dir)
+    out = as_path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / RESULTS_JSON, "markdown": out / RESULTS_MARKDOWN, "plot": out / PLOT}
     paths["json"].write_text(json.dumps({"suite": suite, "results": list(rows)}, indent=1) + "\n")

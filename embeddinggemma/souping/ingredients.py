@@ -32,6 +32,8 @@ from embeddinggemma.checkpoint.sentence_transformers import (
 )
 from embeddinggemma.model import EmbedderConfig
 from embeddinggemma.model.layout import embedder_layout
+from embeddinggemma.paths import AnyPath, as_path, files_under
+from embeddinggemma.training.checkpoints import saved_steps as run_saved_steps
 from embeddinggemma.training.config import CONFIG_FILE, read_config
 from embeddinggemma.training.embedding_config import model_config
 from embeddinggemma.training.inputs import run_tokenizer_and_prompts
@@ -83,10 +85,10 @@ def is_run_dir(path: Path) -> bool:
     return (path / CONFIG_FILE).is_file() and (path / CHECKPOINTS_DIR).is_dir()
 
 
-def saved_steps(run_dir: Path) -> list[int]:
+def saved_steps(run_dir: AnyPath) -> list[int]:
     """The run's complete checkpoints' steps, ascending (Orbax's temporary directories excluded)."""
     directory = run_dir / CHECKPOINTS_DIR
-    return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit() and (p / "state").is_dir())
+    return [s for s in run_saved_steps(run_dir) if (directory / str(s) / "state").is_dir()]
 
 
 def open_ingredient(name: str) -> Ingredient:
@@ -96,7 +98,7 @@ def open_ingredient(name: str) -> Ingredient:
       FileNotFoundError or ValueError naming the directory, the step or the file that is wrong.
     """
     spec, _, step_text = name.partition("@")
-    path = Path(spec).expanduser()
+    path = as_path(spec).expanduser()
     if step_text and not is_run_dir(path):
         raise ValueError(f"{name}: @STEP names a run's checkpoint, and {path} is not a run directory "
                          f"({CONFIG_FILE} and {CHECKPOINTS_DIR}/).")
@@ -110,7 +112,7 @@ def open_ingredient(name: str) -> Ingredient:
                              f"quantise the soup (python -m embeddinggemma quantize).")
         config, tokenizer, prompts = read_checkpoint_metadata(path)
         shapes = orbax_leaf_shapes(path / "params")
-        files = sorted(f for f in (path / "params").rglob("*") if f.is_file())
+        files = sorted(files_under(path / "params"))
         run_dir = path.parent if is_run_dir(path.parent) else None
         return Ingredient(name, path, None, run_dir, config, tokenizer, prompts, shapes,
                           lambda p: read_orbax_leaf(path / "params", p), files)
@@ -149,6 +151,6 @@ def _open_run(name: str, run_dir: Path, step_text: str) -> Ingredient:
     prefix = ("params", ENCODER)
     shapes = {p[len(prefix):]: shape for p, shape in orbax_leaf_shapes(state_dir).items()
               if p[:len(prefix)] == prefix}
-    files = sorted(f for f in state_dir.rglob("*") if f.is_file())
+    files = sorted(files_under(state_dir))
     return Ingredient(name, state_dir, step, run_dir, model_config(config), tokenizer, prompts, shapes,
                       lambda p: read_orbax_leaf(state_dir, prefix + p), files)

@@ -25,6 +25,7 @@ from pathlib import Path
 from embeddinggemma.atomic import check_target, refuse_replacing
 from embeddinggemma.checkpoint.orbax_io import METADATA_FILE, WHAT, save_orbax
 from embeddinggemma.evaluation.build import DEFAULT_SUITE_DIR
+from embeddinggemma.paths import absolute, as_path
 from embeddinggemma.souping.ingredients import open_ingredient
 from embeddinggemma.souping.mix import as_tree, check_compatible, greedy_soup, normalise_weights, weighted_sum
 
@@ -80,7 +81,7 @@ def make_soup(checkpoints: Sequence[str], out: str | Path, weights: Sequence[flo
         raise ValueError(f"score={score!r} is not one of {SCORES}.")
     if len(set(checkpoints)) != len(checkpoints):
         raise ValueError(f"an ingredient is named twice in {list(checkpoints)}.")
-    out = Path(out).expanduser()
+    out = as_path(out).expanduser()
     check_target(out, METADATA_FILE, WHAT)  # before minutes of work, not after
     if not overwrite:
         refuse_replacing(out, METADATA_FILE, WHAT)
@@ -89,7 +90,7 @@ def make_soup(checkpoints: Sequence[str], out: str | Path, weights: Sequence[flo
     normalised, rescaled = normalise_weights(weights, len(ingredients))
     manifest: dict = {"format_version": MANIFEST_VERSION}
     if greedy:
-        score_of, manifest["score"] = _score_fn(score, ingredients, tasks, Path(suite))
+        score_of, manifest["score"] = _score_fn(score, ingredients, tasks, as_path(suite))
         members, flat, own, steps = greedy_soup(ingredients, score_of)
         member_names = {m.name for m in members}
         normalised = [1.0 / len(members) if i.name in member_names else 0.0 for i in ingredients]
@@ -100,7 +101,7 @@ def make_soup(checkpoints: Sequence[str], out: str | Path, weights: Sequence[flo
         manifest["method"] = "uniform" if weights is None else "weighted"
         manifest["weights_normalised"] = rescaled
     manifest["ingredients"] = [
-        {"name": i.name, "path": str(i.path.absolute()), "step": i.step, "weight": w,
+        {"name": i.name, "path": str(absolute(i.path)), "step": i.step, "weight": w,
          "content_sha256": i.content_sha256(), "score": own.get(i.name)}
         for i, w in zip(ingredients, normalised, strict=True)]
     first = ingredients[0]
