@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from embeddinggemma.errors import NotOurDirectoryError
-from embeddinggemma.paths import AnyPath, as_path, is_url
+from embeddinggemma.paths import AnyPath, as_path, is_url, resolved
 
 PARTIAL_MARK = ".embeddinggemma-partial"
 
@@ -61,7 +61,7 @@ def refuse_own_input(source: str | Path, target: str | Path) -> None:
     NotOurDirectoryError, whatever leave to replace it has, when `target` is `source`, lies inside
     it or holds it (paths resolved: `..` and symbolic links followed), so that writing it cannot
     destroy its own input."""
-    source, target = (p if is_url(p) else p.expanduser().resolve() for p in map(as_path, (source, target)))
+    source, target = resolved(source), resolved(target)
     relation = ("is" if target == source else "is inside" if source in target.parents else
                 "holds" if target in source.parents else None)
     if relation is not None:

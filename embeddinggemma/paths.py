@@ -60,9 +60,20 @@ def files_under(directory: AnyPath) -> list[AnyPath]:
     return [f for p in directory.iterdir() for f in (files_under(p) if p.is_dir() else [p])]
 
 
-def file_size(path: AnyPath) -> int:
-    """The size in bytes of the file `path` (epath's stat names it `length`)."""
-    return path.stat().length if is_url(path) else path.stat().st_size
+def resolved(path: str | os.PathLike) -> AnyPath:
+    """A local `path` with `~` expanded, absolute, its symbolic links followed; a URL as it is."""
+    path = as_path(path)
+    return path if is_url(path) else path.expanduser().resolve()
 
 
-__all__ = ["AnyPath", "absolute", "as_path", "file_size", "files_under", "is_url"]
+def file_stat(path: AnyPath) -> tuple[int, int]:
+    """(size in bytes, modification time in nanoseconds) of the file `path` (in a bucket, epath's
+    stat gives whole seconds)."""
+    if is_url(path):
+        stat = path.stat()
+        return stat.length, stat.mtime * 10**9
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+__all__ = ["AnyPath", "absolute", "as_path", "file_stat", "files_under", "is_url", "resolved"]

@@ -18,7 +18,7 @@ import argparse
 import sys
 import time
 
-from embeddinggemma.paths import as_path, file_size, files_under
+from embeddinggemma.paths import as_path, file_stat, files_under
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         kind = "refused" if isinstance(e, (NotOurDirectoryError, FileExistsError)) else "error"
         print(f"{kind}: {e}", file=sys.stderr)
         return 2
-    size = sum(map(file_size, files_under(out / "params")))
+    size = sum(file_stat(f)[0] for f in files_under(out / "params"))
     print(f"{out}: {args.scheme}, parameters {size / 2 ** 20:.1f} MiB on disk, "
           f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
     return 0

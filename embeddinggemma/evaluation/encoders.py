@@ -11,6 +11,7 @@ import numpy as np
 from embeddinggemma.api import Embedder
 from embeddinggemma.checkpoint.orbax_io import is_orbax_dir, read_orbax_metadata
 from embeddinggemma.model.layout import embedder_layout
+from embeddinggemma.paths import as_path, file_stat, files_under, resolved
 from embeddinggemma.prompts import load_prompts
 from embeddinggemma.quantization import SCHEMES, quantize_params
 
@@ -20,12 +21,8 @@ DEFAULT_MAX_LENGTH = 512
 
 def checkpoint_fingerprint(path: str | Path) -> str:
     """A cheap identity of a checkpoint directory: its files' names, sizes and modification times."""
-    path = Path(path).expanduser().resolve()
-    entries = sorted(
-        (str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns)
-        for f in path.rglob("*")
-        if f.is_file()
-    )
+    path = resolved(path)
+    entries = sorted((str(f.relative_to(path)), *file_stat(f)) for f in files_under(path))
     return hashlib.sha256(repr((str(path), entries)).encode()).hexdigest()[:16]
 
 
@@ -42,7 +39,7 @@ class EmbedderEncoder:
         max_length: int = DEFAULT_MAX_LENGTH,
         batch_size: int = 32,
     ):
-        self.checkpoint = Path(checkpoint).expanduser()
+        self.checkpoint = as_path(checkpoint).expanduser()
         self.dtype, self.quant, self.max_length, self.batch_size = dtype, quant, max_length, batch_size
         if quant and quant not in SCHEMES:
             raise ValueError(f"Unknown quantisation scheme {quant!r}; choose one of {', '.join(SCHEMES)}.")

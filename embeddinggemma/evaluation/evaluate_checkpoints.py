@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from embeddinggemma.evaluation.encoders import DEFAULT_MAX_LENGTH, EmbedderEncoder
 from embeddinggemma.evaluation.runner import EmbeddingCache, evaluate_task
 from embeddinggemma.evaluation.tasks import Task
+from embeddinggemma.paths import as_path, resolved
 
 
 class EvaluationInputError(ValueError):
@@ -25,7 +26,7 @@ def checkpoint_labels(checkpoints: Sequence[Path]) -> list[str]:
     """Directory names, with parents added until they are distinct (runs/a/export, runs/b/export)."""
     depth = 1
     while True:
-        labels = ["/".join(Path(c).expanduser().resolve().parts[-depth:]) for c in checkpoints]
+        labels = ["/".join(resolved(c).parts[-depth:]) for c in checkpoints]
         if len(set(labels)) == len(labels) or depth > 8:
             return labels
         depth += 1
@@ -50,7 +51,7 @@ def evaluate_checkpoints(checkpoints: Sequence[str | Path], tasks: Sequence[Task
     Raises:
       EvaluationInputError naming the checkpoint (and the task) that cannot be evaluated.
     """
-    checkpoints = [Path(c).expanduser() for c in checkpoints]
+    checkpoints = [as_path(c).expanduser() for c in checkpoints]
     runs = [(c, label, q) for c, label in zip(checkpoints, checkpoint_labels(checkpoints), strict=True)
             for q in [None, *quant]]
     rows = []
@@ -70,7 +71,7 @@ def evaluate_checkpoints(checkpoints: Sequence[str | Path], tasks: Sequence[Task
                     per_dim = evaluate_task(task, encoder, run_dims, cache)
                 except ValueError as e:
                     raise EvaluationInputError(f"{model} {task.name}: {e}") from e
-                rows += [{"model": model, "checkpoint": str(checkpoint.resolve()), "quant": scheme,
+                rows += [{"model": model, "checkpoint": str(resolved(checkpoint)), "quant": scheme,
                           "dim": dim, "task": task.name, "type": task.type,
                           "main_score": scores["main_score"], "scores": scores}
                          for dim, scores in per_dim.items()]
