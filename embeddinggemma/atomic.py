@@ -107,11 +107,11 @@ def current_umask() -> int:
     return umask
 
 
-def new_partial(target: AnyPath, marker: str) -> AnyPath:
+def new_partial(target: AnyPath, marker: str | None = None) -> AnyPath:
     """A fresh, marked, hidden sibling directory of `target` to build it in, with the mode the
     umask gives a new directory (mkdtemp's 0700 would hide the finished one from other users).
-    In a bucket: `target` itself, marked partial and emptied, its `marker` first (see the module's
-    docstring)."""
+    In a bucket: `target` itself, marked partial and emptied, its `marker` (when given) first (see
+    the module's docstring)."""
     if is_url(target):
         return _empty_bucket_partial(target, marker)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -122,10 +122,11 @@ def new_partial(target: AnyPath, marker: str) -> AnyPath:
     return partial
 
 
-def _empty_bucket_partial(target: AnyPath, marker: str) -> AnyPath:
+def _empty_bucket_partial(target: AnyPath, marker: str | None) -> AnyPath:
     """The bucket prefix `target` marked partial, its old `marker` removed first, then the rest."""
     (target / PARTIAL_MARK).touch()
-    (target / marker).unlink(missing_ok=True)
+    if marker is not None:
+        (target / marker).unlink(missing_ok=True)
     for item in target.iterdir():
         if item.is_dir():
             remove_tree(item)
