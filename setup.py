@@ -11,6 +11,7 @@ RUNTIME = [
     "flax>=0.12.8",
     "optax>=0.2.8",
     "orbax-checkpoint>=0.12.8",
+    "etils[epath]>=1.15.0",  # paths.py: a gs:// URL as a path (Orbax's own path type)
     "grain>=0.2.18",
     "sentencepiece>=0.2.3",
     "ml_collections>=1.1.0",

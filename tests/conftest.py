@@ -91,8 +91,8 @@ def gcs_emulator():
     and of the processes it starts pointed at it: gcsfs and google-cloud-storage by
     STORAGE_EMULATOR_HOST, TensorStore (under Orbax) by TENSORSTORE_GCS_HTTP_URL. Yields its address.
 
-    gcsfs is imported after this fixture has set its environment (its filesystem class is chosen
-    at import): a test module that needs the emulator imports nothing that imports gcsfs at load.
+    Set before this process opens its first gs:// path: gcsfs reads the address when it makes its
+    filesystem, which epath then keeps.
     """
     import subprocess
     import sys
