@@ -49,10 +49,15 @@ def test_a_run_in_a_bucket_killed_and_restarted_matches_an_uninterrupted_local_r
     process.send_signal(signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL
     assert max(losses(gcs_dir)) < STEPS
+    # Orbax writes a step in place in a bucket and commits it last: a kill while saving leaves the
+    # step without its commit file, which is no checkpoint.
+    steps = saved_steps(gcs_dir)
+    (gcs_dir / "checkpoints" / str(steps[-1]) / "commit_success.txt").unlink()
+    assert saved_steps(gcs_dir) == steps[:-1]
 
     resumed = run(command, devices=2)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"Resumed {gcs_dir} from step" in resumed.stderr
+    assert f"Resumed {gcs_dir} from step {steps[-2]}." in resumed.stderr
     assert_same_run(gcs_dir, local_run)
     assert read_jsonl(gcs_dir / "eval.jsonl") == read_jsonl(local_run / "eval.jsonl")
     assert (gcs_dir / "config.json").is_file() and (gcs_dir / "tokenizer.model").is_file()
