@@ -145,3 +145,20 @@ def test_quantise_export_and_soup_read_and_write_a_bucket_as_they_do_local_paths
     weights = [(st[w] / "model.safetensors").read_bytes() for w in ("local", "bucket")]
     assert weights[0] == weights[1]
     assert isinstance(outputs["bucket"]["soup"], epath.Path)
+
+
+def test_embed_reads_its_checkpoint_and_input_from_a_bucket_and_writes_its_output_there(
+        tmp_path, gcs_dir, tiny_config, tiny_params, tiny_tokenizer_path, capsys):
+    from embeddinggemma.cli.embed import main as embed_main
+
+    arrays = {}
+    for where, root in (("local", tmp_path), ("bucket", gcs_dir)):
+        save_orbax(root / "tiny", tiny_config, tiny_params, tiny_tokenizer_path, DEFAULT_PROMPTS)
+        (root / "texts.txt").write_text("a first text\nand a second one\n")
+        assert embed_main(["--checkpoint", f"{root}/tiny", "--input", f"{root}/texts.txt", "--output",
+                           f"{root}/out.npy", "--max-length", "16"]) == 0
+        with (root / "out.npy").open("rb") as stream:
+            arrays[where] = np.load(stream)
+    capsys.readouterr()
+    assert arrays["local"].shape[0] == 2
+    np.testing.assert_array_equal(arrays["bucket"], arrays["local"])

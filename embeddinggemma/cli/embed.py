@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from embeddinggemma.atomic import save_npy
 from embeddinggemma.files import read_texts
+from embeddinggemma.paths import as_path
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m embeddinggemma embed", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, type=Path,
+    parser.add_argument("--checkpoint", required=True, type=as_path,
                         help="Orbax checkpoint or sentence-transformers directory.")
-    parser.add_argument("--input", required=True, type=Path, help="JSON lines or plain text file.")
-    parser.add_argument("--output", required=True, type=Path, help="Where to write the .npy array.")
+    parser.add_argument("--input", required=True, type=as_path, help="JSON lines or plain text file.")
+    parser.add_argument("--output", required=True, type=as_path, help="Where to write the .npy array.")
     parser.add_argument("--prompt-name", default=None, help="Task prompt, e.g. query, document, STS.")
     parser.add_argument("--dim", type=int, default=None, help="Matryoshka dimension.")
     parser.add_argument("--max-length", type=int, default=2048, help="Tokens per text.")
