@@ -42,9 +42,9 @@ def is_url(path: str | os.PathLike) -> bool:
 def as_path(path: str | os.PathLike) -> AnyPath:
     """`path` as an `epath.Path` when it is a URL (`gs://b/x` keeps its `//`), else as a
     `pathlib.Path` (unchanged: `~` is not expanded here)."""
-    if isinstance(path, epath.Path) and is_url(path):
-        return path
-    return epath.Path(os.fspath(path)) if is_url(path) else pathlib.Path(path)
+    if not is_url(path):
+        return pathlib.Path(path)
+    return path if isinstance(path, epath.Path) else epath.Path(os.fspath(path))
 
 
 def absolute(path: str | os.PathLike) -> AnyPath:

@@ -118,6 +118,7 @@ def checkpoints(tmp_path, gcs_dir, tiny_config, tiny_params, tiny_tokenizer_path
     return {"local": tmp_path, "bucket": gcs_dir}
 
 
+@pytest.mark.slow  # four checkpoints saved, three commands twice: about 15 s
 def test_quantise_export_and_soup_read_and_write_a_bucket_as_they_do_local_paths(checkpoints, capsys):
     outputs = {}
     for where, root in checkpoints.items():

@@ -3,6 +3,8 @@ emulator of tests/conftest.py): the same results as on local paths."""
 
 import json
 
+import pytest
+
 from embeddinggemma.checkpoint.orbax_io import save_orbax
 from embeddinggemma.cli.evaluate import main
 from embeddinggemma.prompts import DEFAULT_PROMPTS
@@ -10,6 +12,7 @@ from embeddinggemma.prompts import DEFAULT_PROMPTS
 TASKS = "Glib20PairClassification,ManPageRetrieval"
 
 
+@pytest.mark.slow  # two evaluations of two tasks: about 15 s
 def test_evaluate_reads_a_checkpoint_in_a_bucket_and_writes_its_reports_there(
         tmp_path, gcs_dir, suite_dir, tiny_config, tiny_params, tiny_tokenizer_path, capsys):
     results = {}
