@@ -1,14 +1,16 @@
 """The train step and embedding on a GPU (an NVIDIA H200 in issue 29): this codebase against PyTorch
 eager + transformers' Gemma 3 and `torch.compile`, random weights on both sides, same shapes.
 
-    python bench/gpu_train_embed.py [--smoke] [--steps N] [--warmup N] [--compile-timeout S]
+    python bench/gpu_train_embed.py [--smoke] [--parts jax torch_eager torch_compile] [--max-batch B]
+                                    [--steps N] [--warmup N] [--compile-timeout S]
 
 Train step: the 300m preset in bfloat16 (float32 master weights, AdamW), 256-token queries and
 512-token positives and hard negatives, contrastive (t = 0.05) over Matryoshka 768/512/256/128 of
 mean-pooled, projected, normalised embeddings; JAX runs `configs/finetune.py:300m`'s step
-(spread-out term included) at batch 64 under each remat choice and at doubling batches until one
-does not fit; PyTorch runs Gemma3TextModel (sdpa attention, bidirectional) with the same pooling,
-projection and contrastive loss under bfloat16 autocast, eager and `torch.compile`d.
+(spread-out term included) at batch 64 under each remat choice and at doubling batches (to
+--max-batch) until one does not fit; PyTorch runs Gemma3TextModel (sdpa attention, bidirectional)
+with the same pooling, projection and contrastive loss under bfloat16 autocast, eager and
+`torch.compile`d.
 Embedding: batches of 512 and 2048 random tokens through the encoder, pooling and projection,
 bfloat16, no gradients.
 
@@ -49,7 +51,7 @@ PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12}  # dense, by a word of the de
 TEMPERATURE = 0.05
 FIRST_TOKEN_ID = 3  # below are pad, EOS and BOS
 SIZES = {  # per size: preset, query/document length, train batches, embed (batch, length) pairs
-    "full": {"preset": "300m", "query": 256, "document": 512, "batch": 64, "max_batch": 1024,
+    "full": {"preset": "300m", "query": 256, "document": 512, "batch": 64, "max_batch": 256,
              "embed": [(64, 512), (256, 512), (32, 2048)]},
     "smoke": {"preset": "tiny", "query": 32, "document": 64, "batch": 4, "max_batch": 8,
               "embed": [(4, 64), (2, 128)]},
@@ -272,6 +274,7 @@ def _torch_worker(spec: dict) -> dict:
 
 
 WORKERS = {"jax": _jax_worker, "torch": _torch_worker}
+PARTS = ("jax", "torch_eager", "torch_compile")
 
 
 def run_worker(side: str, spec: dict, timeout_s: float) -> dict:
@@ -306,6 +309,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--compile-timeout", type=float, default=240.0,
                         help="seconds a torch.compile worker may run")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                        help="what to run (a device command has at most 10 minutes: split the parts)")
+    parser.add_argument("--max-batch", type=int, default=None,
+                        help="the largest train batch to try (default: 256; 8 with --smoke)")
     parser.add_argument("--worker", nargs=2, metavar=("SIDE", "SPEC"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -323,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"device {device}, bf16 peak {peak}")
     common = {"size": size, "peak": peak, "warmup": args.warmup, "steps": args.steps, "embed": size["embed"]}
     batches = [size["batch"]]
-    while batches[-1] * 2 <= size["max_batch"]:
+    while batches[-1] * 2 <= (args.max_batch or size["max_batch"]):
         batches.append(batches[-1] * 2)
     # Remat choices at the first batch, then doubling batches under `matmuls` until one does not fit.
     train = [(size["batch"], remat) for remat in ("none", "matmuls", "full")]
@@ -331,21 +338,24 @@ def main(argv: list[str] | None = None) -> int:
               "command": " ".join([Path(sys.executable).name, *sys.argv]), "smoke": args.smoke,
               "device": device, "peak_bf16_flops": peak, "size": size,
               "versions": package_versions(VERSIONED)}
-    result["jax"] = run_worker("jax", {**common, "train": train}, timeout_s=1800)
-    for batch in batches[1:]:
-        more = run_worker("jax", {**common, "train": [(batch, "matmuls")], "embed": []}, timeout_s=1800)
-        result["jax"].setdefault("larger_batches", []).append(more)
-        if "train" not in more or any("out_of_memory" in row for row in more["train"]):
-            break
-    result["torch_eager"] = run_worker("torch", {**common, "compile": False, "train_batches": batches},
-                                       timeout_s=1800)
-    # Compiled: the step at the first batch and the embedding shapes in two workers, each under
-    # the compile timeout (every new shape compiles again), so that one's timeout spares the other.
-    result["torch_compile"] = {
-        "train": run_worker("torch", {**common, "compile": True, "train_batches": batches[:1], "embed": []},
-                            timeout_s=args.compile_timeout),
-        "embed": run_worker("torch", {**common, "compile": True, "train_batches": []},
-                            timeout_s=args.compile_timeout)}
+    if "jax" in args.parts:
+        result["jax"] = run_worker("jax", {**common, "train": train}, timeout_s=1800)
+        for batch in batches[1:]:
+            more = run_worker("jax", {**common, "train": [(batch, "matmuls")], "embed": []}, timeout_s=1800)
+            result["jax"].setdefault("larger_batches", []).append(more)
+            if "train" not in more or any("out_of_memory" in row for row in more["train"]):
+                break
+    if "torch_eager" in args.parts:
+        result["torch_eager"] = run_worker("torch", {**common, "compile": False, "train_batches": batches},
+                                           timeout_s=1800)
+    if "torch_compile" in args.parts:
+        # The step at the first batch and the embedding shapes in two workers, each under the
+        # compile timeout (every new shape compiles again), so that one's timeout spares the other.
+        result["torch_compile"] = {
+            "train": run_worker("torch", {**common, "compile": True, "train_batches": batches[:1],
+                                          "embed": []}, timeout_s=args.compile_timeout),
+            "embed": run_worker("torch", {**common, "compile": True, "train_batches": []},
+                                timeout_s=args.compile_timeout)}
     result["wall_s"] = round(time.perf_counter() - t0, 1)
     path = write_result("gpu_train_embed_quick" if args.smoke else "gpu_train_embed", result)
     print(f"wrote {path.relative_to(BENCH_DIR.parent)} in {result['wall_s']} s")

@@ -2,8 +2,8 @@
 # The wheels the GPU machine lacks (grain, array_record, ml_collections, portpicker, bm25s), into
 # bench/gpu_wheels/ (ignored by git), which the device tool's `carry` sends with the working tree:
 #   sh bench/gpu_wheels.sh                                 # here, with network access
-#   run(command="sh bench/gpu_wheels.sh install && python bench/gpu_train_embed.py",
-#       carry=["bench/gpu_wheels"])                        # there, with none
+#   run(command="sh bench/gpu_wheels.sh install && PYTHONPATH=$PWD python bench/gpu_train_embed.py
+#       --parts jax", carry=["bench/gpu_wheels"])          # there, with none (bench/README.md)
 # Their own dependencies are not downloaded: the rest of what they need (numpy, absl-py, protobuf,
 # ...) comes with jax and torch, which the GPU machine has; `install` says what is still missing.
 # array_record and grain are built per Python version: GPU_PYTHON=3.12 fetches that version's wheels
