@@ -16,6 +16,7 @@ Setting `STORAGE_EMULATOR_HOST` (gcsfs, google-cloud-storage) and `TENSORSTORE_G
 
 from __future__ import annotations
 
+import glob
 import os
 import pathlib
 import re
@@ -60,6 +61,22 @@ def files_under(directory: AnyPath) -> list[AnyPath]:
     return [f for p in directory.iterdir() for f in (files_under(p) if p.is_dir() else [p])]
 
 
+def glob_files(pattern: str | os.PathLike) -> list[AnyPath]:
+    """What a glob `pattern` (`*`, `?`, `[...]` in any component; local `~` expanded) matches,
+    sorted by name; in a bucket, the files under the prefix named by the components before the
+    first with a wildcard."""
+    pattern = os.fspath(pattern)
+    if not is_url(pattern):
+        return [pathlib.Path(p) for p in sorted(glob.glob(os.path.expanduser(pattern)))]
+    scheme, _, rest = pattern.partition("://")
+    parts = rest.split("/")
+    fixed = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts))
+    if fixed == len(parts):
+        return [as_path(pattern)] if as_path(pattern).is_file() else []
+    base = as_path(f"{scheme}://{'/'.join(parts[:fixed])}")
+    return sorted((p for p in base.glob("/".join(parts[fixed:])) if p.is_file()), key=str)
+
+
 def resolved(path: str | os.PathLike) -> AnyPath:
     """A local `path` with `~` expanded, absolute, its symbolic links followed; a URL as it is."""
     path = as_path(path)
@@ -76,4 +93,4 @@ def file_stat(path: AnyPath) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
-__all__ = ["AnyPath", "absolute", "as_path", "file_stat", "files_under", "is_url", "resolved"]
+__all__ = ["AnyPath", "absolute", "as_path", "file_stat", "files_under", "glob_files", "is_url", "resolved"]

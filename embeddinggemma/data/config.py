@@ -24,6 +24,7 @@ from pathlib import Path
 import ml_collections
 
 from embeddinggemma.data.corpus.manifest import read_manifest
+from embeddinggemma.paths import as_path
 from embeddinggemma.schema import RECORD_FIELDS
 
 FORMATS = ("jsonl", "array_record", "tfds")
@@ -87,7 +88,7 @@ def corpus_datasets(corpus_dir: str | Path, split: str = "train") -> ml_collecti
     Raises:
       FileNotFoundError or ValueError naming the manifest when it is missing or unreadable.
     """
-    corpus_dir = Path(corpus_dir).expanduser()
+    corpus_dir = as_path(corpus_dir).expanduser()
     manifest = read_manifest(corpus_dir)
     datasets = ml_collections.ConfigDict()
     for name, entry in sorted(manifest["datasets"].items()):

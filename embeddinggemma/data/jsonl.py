@@ -4,28 +4,34 @@ Records are read with `os.pread` rather than through a memory map: a file trunca
 while a pipeline still reads it (another run rebuilding a corpus, say) then yields short or
 garbled lines, which fail as malformed records naming file and line, instead of SIGBUS killing
 the process.
+
+A file in a bucket (`gs://...`, see paths.py) is downloaded once into memory on opening, and its
+records are sliced from there; `where` still names the URL and the line.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from embeddinggemma.data.records import RawRecord
+from embeddinggemma.paths import as_path, is_url
 
 # Newlines are found this many bytes at a time, so a large file needs no file-sized temporary.
 _SCAN_CHUNK = 1 << 26
 
 
-def _line_bounds(fd: int) -> tuple[np.ndarray, np.ndarray]:
-    """(start, end) byte offsets [L] of every line, its LF or CRLF excluded, the last line included.
+def _line_bounds(read: Callable[[int, int], bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """(start, end) byte offsets [L] of every line, its LF or CRLF excluded, the last line included;
+    `read(size, offset)` returns the file's bytes there (fewer at its end, none past it).
 
     Only LF ends a line: U+2028 or NEL inside a JSON string is a character, as JSON has it.
     """
     newlines, carriage_returns, size, last = [], [], 0, 0
-    while chunk := os.pread(fd, _SCAN_CHUNK, size):
+    while chunk := read(_SCAN_CHUNK, size):
         data = np.frombuffer(chunk, dtype=np.uint8)
         at = np.flatnonzero(data == ord("\n"))
         before = np.where(at > 0, data[np.maximum(at - 1, 0)], last)  # the byte before each LF
@@ -49,9 +55,13 @@ class JsonLinesSource:
     """
 
     def __init__(self, path: str | Path):
-        self.path = Path(path).expanduser()
-        self._fd = os.open(self.path, os.O_RDONLY)
-        starts, ends = _line_bounds(self._fd)
+        self.path = as_path(path).expanduser()
+        self._fd, self._data = None, None
+        if is_url(self.path):
+            self._data = self.path.read_bytes()
+        else:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        starts, ends = _line_bounds(self._read)
         keep = ends > starts
         self._starts, self._ends = starts[keep], ends[keep]
         self._line_numbers = np.flatnonzero(keep) + 1
@@ -61,8 +71,14 @@ class JsonLinesSource:
 
     def __getitem__(self, index: int) -> RawRecord:
         return RawRecord(where=f"{self.path}:{self._line_numbers[index]}",
-                         payload=os.pread(self._fd, int(self._ends[index] - self._starts[index]),
-                                          int(self._starts[index])))
+                         payload=self._read(int(self._ends[index] - self._starts[index]),
+                                            int(self._starts[index])))
+
+    def _read(self, size: int, offset: int) -> bytes:
+        """`size` bytes of the file from `offset` (fewer at its end)."""
+        if self._data is not None:
+            return self._data[offset:offset + size]
+        return os.pread(self._fd, size, offset)
 
     def __reduce__(self):  # worker processes reopen the file
         return type(self), (self.path,)

@@ -6,8 +6,8 @@ it by index, so a host reads only the records of its own part of each batch.
 
 from __future__ import annotations
 
-import glob
-from pathlib import Path
+import os
+import tempfile
 
 import grain
 import ml_collections
@@ -15,19 +15,31 @@ import numpy as np
 
 from embeddinggemma.data.jsonl import JsonLinesSource
 from embeddinggemma.data.records import RawRecord
+from embeddinggemma.paths import glob_files, is_url
 
 
 class ArrayRecordSource:
     """ArrayRecord files whose records are JSON-encoded bytes; `path` may be a glob (files in
-    sorted order). A record's `where` is `file[record i]`, i counted within its file."""
+    sorted order). A record's `where` is `file[record i]`, i counted within its file.
+
+    ArrayRecord's reader takes local files only: files in a bucket (`gs://...`) are downloaded
+    once, on opening, into a temporary directory that lives as long as this source.
+    """
 
     def __init__(self, path: str):
-        self.path = str(Path(path).expanduser())
-        self._paths = sorted(glob.glob(self.path))
-        if not self._paths:
+        self.path = os.path.expanduser(path) if not is_url(path) else str(path)
+        files = glob_files(self.path)
+        if not files:
             raise FileNotFoundError(f"No ArrayRecord file matches {self.path}")
-        self._source = grain.sources.ArrayRecordDataSource(self._paths)
-        self._file_ends = np.cumsum([len(grain.sources.ArrayRecordDataSource([p])) for p in self._paths])
+        self._paths = local = [str(p) for p in files]
+        if is_url(self.path):
+            self._downloads = tempfile.TemporaryDirectory(prefix="embeddinggemma-array-record-")
+            local = [os.path.join(self._downloads.name, f"{i}.array_record") for i in range(len(files))]
+            for url, file in zip(files, local, strict=True):
+                with open(file, "wb") as out:
+                    out.write(url.read_bytes())
+        self._source = grain.sources.ArrayRecordDataSource(local)
+        self._file_ends = np.cumsum([len(grain.sources.ArrayRecordDataSource([p])) for p in local])
 
     def __len__(self) -> int:
         return len(self._source)
@@ -36,6 +48,9 @@ class ArrayRecordSource:
         file = int(np.searchsorted(self._file_ends, index, side="right"))
         first = int(self._file_ends[file - 1]) if file else 0
         return RawRecord(where=f"{self._paths[file]}[record {index - first}]", payload=self._source[index])
+
+    def __reduce__(self):  # worker processes open (and download) the files again
+        return type(self), (self.path,)
 
     def __repr__(self) -> str:
         return f"ArrayRecordSource({self.path!r}, {len(self)} records)"

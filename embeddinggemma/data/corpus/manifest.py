@@ -12,6 +12,7 @@ from pathlib import Path
 
 from embeddinggemma.atomic import atomic_write
 from embeddinggemma.files import read_json
+from embeddinggemma.paths import AnyPath, as_path
 
 MANIFEST = "manifest.json"
 # 2: sources are pinned wheels and listed gettext domains, no longer the running environment.
@@ -27,13 +28,13 @@ def read_manifest(corpus_dir: str | Path) -> dict:
       FileNotFoundError naming the manifest when it is missing.
       ValueError naming it when it is not JSON or has no "datasets" object.
     """
-    path = Path(corpus_dir).expanduser() / MANIFEST
+    path = as_path(corpus_dir).expanduser() / MANIFEST
     manifest = read_json(path, f"The manifest of {WHAT}")
     if not isinstance(manifest, dict) or not isinstance(manifest.get("datasets"), dict):
         raise ValueError(f"{path}: no \"datasets\" object, so it is not the manifest of {WHAT}.")
     return manifest
 
 
-def write_manifest(corpus_dir: str | Path, manifest: dict) -> Path:
+def write_manifest(corpus_dir: str | Path, manifest: dict) -> AnyPath:
     """Writes `manifest` into `corpus_dir` atomically (readers see the old or the new one)."""
-    return atomic_write(Path(corpus_dir) / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return atomic_write(as_path(corpus_dir) / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")

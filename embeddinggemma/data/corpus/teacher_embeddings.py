@@ -16,6 +16,7 @@ from embeddinggemma.data.records import parse_example
 from embeddinggemma.data.teacher import INFO_FILE, default_teacher_dir, write_teacher_embeddings
 from embeddinggemma.data.transforms import prompted_texts
 from embeddinggemma.files import read_json
+from embeddinggemma.paths import as_path
 from embeddinggemma.schema import RECORD_FIELDS, ROLES
 
 
@@ -28,7 +29,7 @@ def add_teacher_embeddings(corpus_dir: str | Path, checkpoint: str | Path, *, na
     Splits are written one at a time, so a killed run resumes: a split whose embeddings were
     already written with these settings (info.json) is kept, not embedded again.
     """
-    corpus_dir, checkpoint = Path(corpus_dir).expanduser(), Path(checkpoint).expanduser()
+    corpus_dir, checkpoint = as_path(corpus_dir).expanduser(), as_path(checkpoint).expanduser()
     name = name or checkpoint.name
     embedder = Embedder.load(checkpoint, dtype=dtype)
     manifest = read_manifest(corpus_dir)
