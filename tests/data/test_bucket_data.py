@@ -44,7 +44,8 @@ def test_an_array_record_glob_in_a_bucket_reads_the_local_globs_records(tmp_path
         for i in range(2):
             writer.write(json.dumps({"query": f"q{part}{i}"}).encode())
         writer.close()
-        (gcs_dir / "parts" / f"r{part}.array_record").write_bytes((tmp_path / f"r{part}.array_record").read_bytes())
+        name = f"r{part}.array_record"
+        (gcs_dir / "parts" / name).write_bytes((tmp_path / name).read_bytes())
     (gcs_dir / "parts" / "notes.txt").write_text("not a match")
     assert [str(p) for p in glob_files(f"{gcs_dir}/p*/*.array_record")] == [
         f"{gcs_dir}/parts/r0.array_record", f"{gcs_dir}/parts/r1.array_record"]

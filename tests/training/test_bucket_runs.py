@@ -1,15 +1,22 @@
 """Runs whose work directory is a bucket (`gs://`, on the GCS emulator of tests/conftest.py): killed
 and resumed, alone and as two processes, they compute what the same run computes in a local
-directory."""
+directory; so does a run whose corpus and teacher embeddings are in the bucket too."""
 
 from __future__ import annotations
 
+import io
+import shutil
 import signal
 import subprocess
 from pathlib import Path
 
+import jax
+import numpy as np
 import pytest
 
+from embeddinggemma.checkpoint.orbax_io import save_orbax
+from embeddinggemma.model import init_params, tiny
+from embeddinggemma.paths import files_under
 from embeddinggemma.training.checkpoints import saved_steps
 from embeddinggemma.training.metrics import read_jsonl
 from tests.training.conftest import REPO, process_env, run, small_run_command
@@ -90,3 +97,46 @@ def test_two_processes_with_their_work_directory_in_a_bucket_resume_after_a_kill
         assert p.returncode == 0, err[-3000:]
     assert f"Resumed {gcs_dir} from step {killed_at}" in outputs[0][1]
     assert_same_run(gcs_dir, local_run, rtol=1e-5, atol=1e-5)
+
+
+def _upload(directory: Path, prefix) -> None:
+    """Copies the local `directory` tree under the bucket `prefix`."""
+    for file in files_under(directory):
+        (prefix / str(file.relative_to(directory))).write_bytes(file.read_bytes())
+
+
+def test_a_run_whose_corpus_teacher_embeddings_and_work_directory_are_in_a_bucket_matches_the_local_run(
+        tmp_path, gcs_dir, small_corpus, tiny_tokenizer_path):
+    from embeddinggemma.data.corpus.teacher_embeddings import add_teacher_embeddings
+
+    teacher = tiny().replace(projection_dims=(128, 96))  # 96-dim teacher, 64-dim student
+    save_orbax(tmp_path / "teacher", teacher, jax.device_get(init_params(teacher, jax.random.PRNGKey(1))),
+               tiny_tokenizer_path, {})
+    corpora = {"local": tmp_path / "corpus", "bucket": gcs_dir / "corpus"}
+    shutil.copytree(small_corpus, corpora["local"])
+    _upload(small_corpus, corpora["bucket"])
+    for corpus in corpora.values():  # the precomputed teacher stage, reading and writing each corpus
+        add_teacher_embeddings(corpus, tmp_path / "teacher", name="t", max_length=32)
+    local_files = {str(f.relative_to(corpora["local"])): f for f in files_under(corpora["local"])
+                   if ".teacher" in str(f)}
+    bucket_files = {str(f)[len(str(corpora["bucket"])) + 1:]: f for f in files_under(corpora["bucket"])
+                    if ".teacher" in str(f)}
+    assert local_files.keys() == bucket_files.keys() and local_files
+    for name, file in local_files.items():
+        if name.endswith(".npy"):
+            np.testing.assert_array_equal(np.load(io.BytesIO(bucket_files[name].read_bytes())), np.load(file))
+
+    teacher_run = ("--config.data.teacher=t", "--config.loss.distillation_weight=1.0",
+                   "--config.loss.teacher_dim=96")
+    workdirs = {"local": tmp_path / "run", "bucket": gcs_dir / "run"}
+    for where in ("local", "bucket"):
+        result = run(small_run_command(corpora[where], workdirs[where], *teacher_run, steps=3))
+        assert result.returncode == 0, result.stderr[-3000:]
+    rows = {where: read_jsonl(workdirs[where] / "metrics.jsonl") for where in workdirs}
+    assert [r["step"] for r in rows["bucket"]] == [1, 2, 3]
+    for got, expected in zip(rows["bucket"], rows["local"], strict=True):
+        assert got["loss"] == pytest.approx(expected["loss"], abs=1e-6)
+        assert got["distillation/loss"] == pytest.approx(expected["distillation/loss"], abs=1e-6)
+        assert got["distillation/loss"] > 0
+    assert_same_params(export(workdirs["bucket"]), export(workdirs["local"]), atol=1e-6)
+    assert not Path(REPO, "gs:").exists()
