@@ -18,6 +18,7 @@ from embeddinggemma.cli.export import main as export_main
 from embeddinggemma.cli.quantize import main as quantize_main
 from embeddinggemma.cli.soup import main as soup_main
 from embeddinggemma.errors import NotOurDirectoryError
+from embeddinggemma.model.config import layer_pattern
 from embeddinggemma.paths import absolute, as_path, files_under, is_url
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 from embeddinggemma.training.run_lock import lock_workdir
@@ -163,3 +164,42 @@ def test_embed_reads_its_checkpoint_and_input_from_a_bucket_and_writes_its_outpu
     capsys.readouterr()
     assert arrays["local"].shape[0] == 2
     np.testing.assert_array_equal(arrays["bucket"], arrays["local"])
+
+
+@pytest.mark.slow  # three formats written twice: about 10 s
+def test_sentence_transformers_gguf_and_onnx_exports_to_a_bucket_hold_the_local_exports_files(
+        tmp_path, gcs_dir, tiny_config, tiny_params, tiny_tokenizer_path, capsys):
+    local, bucket, source = tmp_path, gcs_dir, str(tmp_path / "a")
+    # The tiny model as llama.cpp's GGUF assumes it (tests/checkpoint/test_gguf_export.py).
+    t = tiny_config.transformer
+    config = tiny_config.replace(layer_types=layer_pattern(t.num_layers, 5),
+                                 query_pre_attn_scalar=float(t.head_dim))
+    save_orbax(source, config, tiny_params, tiny_tokenizer_path, DEFAULT_PROMPTS)
+    formats = {"sentence-transformers": "st", "gguf": "m.gguf", "onnx": "onnx"}
+    for fmt, name in formats.items():
+        for root in (local, bucket):
+            assert export_main(["--checkpoint", source, "--format", fmt, "--out", f"{root}/{name}"]) == 0
+        if fmt == "gguf":
+            assert (bucket / name).read_bytes() == (local / name).read_bytes()
+            continue
+        got = {str(f)[len(str(bucket / name)) + 1:]: f.read_bytes() for f in files_under(bucket / name)}
+        expected = {str(f.relative_to(local / name)): f.read_bytes() for f in files_under(local / name)}
+        assert got == expected
+    capsys.readouterr()
+
+    # An earlier export of the format is replaced with --overwrite; somebody else's is refused untouched.
+    assert export_main(["--checkpoint", source, "--out", f"{bucket}/st"]) == 2
+    assert "already holds" in capsys.readouterr().err
+    assert export_main(["--checkpoint", source, "--out", f"{bucket}/st", "--overwrite"]) == 0
+    assert not (bucket / "st" / PARTIAL_MARK).exists()
+    (bucket / "theirs" / "notes.txt").write_text("mine")
+    (bucket / "their.gguf").write_bytes(b"GGUF not ours")
+    for fmt, name in (("sentence-transformers", "theirs"), ("onnx", "theirs"), ("gguf", "their.gguf")):
+        capsys.readouterr()
+        assert export_main(["--checkpoint", source, "--format", fmt, "--out", f"{bucket}/{name}",
+                            "--overwrite"]) == 2
+        assert f"{bucket}/{name}" in capsys.readouterr().err
+    assert [p.name for p in (bucket / "theirs").iterdir()] == ["notes.txt"]
+    assert (bucket / "their.gguf").read_bytes() == b"GGUF not ours"
+    assert export_main(["--checkpoint", source, "--format", "gguf", "--out", f"{bucket}/m.gguf",
+                        "--overwrite"]) == 0

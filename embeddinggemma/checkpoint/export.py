@@ -11,20 +11,30 @@ sentence-transformers directory (the release, an earlier export). Formats:
                          load them, the matrices in `onnx_type` (q8 / q4 on the same grids)
 
 Everything is checked before anything is written, and the output is built in a hidden sibling and
-renamed into place, so a refused or failed export leaves nothing. An existing output is refused
-unless it is empty; `overwrite` replaces only an earlier export of the same format (a directory
-holding that format's marker file, a GGUF file carrying its marker key), never somebody else's.
+renamed into place, so a refused or failed export leaves nothing. In a bucket (`gs://...`), Orbax
+writes its format in place; the other formats are written into a local temporary directory and
+uploaded, a directory committed by its marker uploaded last (atomic.py), a GGUF file as one
+object. An existing output is refused unless it is empty; `overwrite` replaces only an earlier
+export of the same format (a directory holding that format's marker file, a GGUF file carrying
+its marker key), never somebody else's.
 The command is `python -m embeddinggemma export` (cli/export.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from embeddinggemma.atomic import check_target, refuse_own_input, refuse_replacing
+from embeddinggemma.atomic import (
+    atomic_directory,
+    atomic_write,
+    check_target,
+    refuse_own_input,
+    refuse_replacing,
+)
 from embeddinggemma.checkpoint.gguf_export import (
     EXPORT_KEY,
     GGUF_TYPES,
@@ -44,7 +54,7 @@ from embeddinggemma.checkpoint.sentence_transformers import (
     export_sentence_transformers,
 )
 from embeddinggemma.checkpoint.sentence_transformers import WHAT as ST_WHAT
-from embeddinggemma.paths import as_path
+from embeddinggemma.paths import AnyPath, as_path, files_under, is_url
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,13 +65,17 @@ class ExportFormat:
 
     `write(out, checkpoint, overwrite=..., **options)` writes `out` atomically and returns it;
     `options` are the keyword options only this format takes. `check_out(out, overwrite)` raises
-    what the writer would raise for a taken `out`.
+    what the writer would raise for a taken `out`. `what` names a directory format's output (for
+    atomic.py's messages); a format without it writes one file. `writes_buckets`: the writer writes
+    a `gs://` out itself.
     """
 
     write: Callable[..., Path]
     marker: str
     check_out: Callable[[Path, bool], None]
     options: tuple[str, ...] = ()
+    what: str = ""
+    writes_buckets: bool = False
 
 
 def _directory_check(marker: str, what: str) -> Callable[[Path, bool], None]:
@@ -110,11 +124,25 @@ def _write_onnx(out: Path, ckpt: LoadedCheckpoint, overwrite: bool, onnx_type: s
 
 FORMATS: dict[str, ExportFormat] = {
     "sentence-transformers": ExportFormat(_write_sentence_transformers, EXPORT_METADATA_FILE,
-                                          _directory_check(EXPORT_METADATA_FILE, ST_WHAT)),
-    "orbax": ExportFormat(_write_orbax, METADATA_FILE, _directory_check(METADATA_FILE, ORBAX_WHAT)),
+                                          _directory_check(EXPORT_METADATA_FILE, ST_WHAT), what=ST_WHAT),
+    "orbax": ExportFormat(_write_orbax, METADATA_FILE, _directory_check(METADATA_FILE, ORBAX_WHAT),
+                          what=ORBAX_WHAT, writes_buckets=True),
     "gguf": ExportFormat(_write_gguf, EXPORT_KEY, check_gguf_out, ("gguf_type",)),
-    "onnx": ExportFormat(_write_onnx, ONNX_MARKER, _directory_check(ONNX_MARKER, ONNX_WHAT), ("onnx_type",)),
+    "onnx": ExportFormat(_write_onnx, ONNX_MARKER, _directory_check(ONNX_MARKER, ONNX_WHAT), ("onnx_type",),
+                         what=ONNX_WHAT),
 }
+
+
+def _upload(local: Path, out: AnyPath, fmt: ExportFormat) -> AnyPath:
+    """Uploads the finished local export `local` to the bucket `out`: a directory committed by its
+    marker, uploaded last (atomic.atomic_directory); a file as one object."""
+    if not fmt.what:
+        return atomic_write(out, local.read_bytes())
+    with atomic_directory(out, fmt.marker, fmt.what) as partial:
+        files = sorted(files_under(local), key=lambda f: f == local / fmt.marker)  # the marker last
+        for file in files:
+            (partial / str(file.relative_to(local))).write_bytes(file.read_bytes())
+    return out
 
 
 def export(checkpoint: str | Path, out: str | Path, format: str = "sentence-transformers",
@@ -137,5 +165,11 @@ def export(checkpoint: str | Path, out: str | Path, format: str = "sentence-tran
         raise ValueError(f"--format {format} does not take {flags}.")
     out = as_path(out).expanduser()
     refuse_own_input(checkpoint, out)
-    FORMATS[format].check_out(out, overwrite)
-    return FORMATS[format].write(out, load_checkpoint(checkpoint), overwrite=overwrite, **options)
+    fmt = FORMATS[format]
+    fmt.check_out(out, overwrite)
+    ckpt = load_checkpoint(checkpoint)
+    if not is_url(out) or fmt.writes_buckets:
+        return fmt.write(out, ckpt, overwrite=overwrite, **options)
+    with tempfile.TemporaryDirectory(prefix="embeddinggemma-export-") as tmp:
+        local = fmt.write(Path(tmp) / out.name, ckpt, overwrite=False, **options)
+        return _upload(local, out, fmt)

@@ -26,6 +26,7 @@ The file carries `embeddinggemma.export_version`: what `--overwrite` may replace
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from embeddinggemma.atomic import atomic_file
 from embeddinggemma.checkpoint.gguf_gemma3 import NORM_SHIFT, gguf_name, is_gguf_file
 from embeddinggemma.checkpoint.hf_gemma3 import transformer_to_hf
 from embeddinggemma.model.config import EmbedderConfig, layer_pattern
+from embeddinggemma.paths import AnyPath, is_url
 from embeddinggemma.quantization import BLOCK, Grid, pack_int4, quantize
 
 ARCHITECTURE = "gemma-embedding"
@@ -125,8 +127,16 @@ def _vocabulary(tokenizer_path: Path, rows: int) -> tuple[list[bytes], list[floa
     return pieces, scores, [int(t) for t in types], sp.unk_id()
 
 
-def written_by_us(path: Path) -> bool:
-    """Whether `path` is a GGUF file this module wrote (it carries EXPORT_KEY)."""
+def written_by_us(path: AnyPath) -> bool:
+    """Whether `path` is a GGUF file this module wrote (it carries EXPORT_KEY); a file in a bucket
+    is read through a local copy (GGUFReader maps a local file)."""
+    if is_url(path):
+        if not path.is_file():
+            return False
+        with tempfile.TemporaryDirectory(prefix="embeddinggemma-gguf-") as tmp:
+            local = Path(tmp) / path.name
+            local.write_bytes(path.read_bytes())
+            return written_by_us(local)
     if not is_gguf_file(path):
         return False
     import gguf
@@ -137,16 +147,17 @@ def written_by_us(path: Path) -> bool:
         return False
 
 
-def check_gguf_out(out: Path, overwrite: bool) -> None:
+def check_gguf_out(out: AnyPath, overwrite: bool) -> None:
     """Raises (IsADirectoryError, FileExistsError) unless `out` is free for a GGUF export, or with
     `overwrite` an earlier one of ours."""
     if out.is_dir():
         raise IsADirectoryError(f"{out} is a directory; --format gguf writes one file.")
-    if out.exists() or out.is_symlink():
+    symlink = not is_url(out) and out.is_symlink()  # a bucket has no links
+    if out.exists() or symlink:
         if not overwrite:
             raise FileExistsError(f"{out} exists; nothing was changed. Pass --overwrite to replace an "
                                   "earlier GGUF export.")
-        if out.is_symlink() or not written_by_us(out):
+        if symlink or not written_by_us(out):
             raise FileExistsError(f"{out} is not a GGUF file written by this export (no {EXPORT_KEY}); "
                                   "nothing was changed. Choose another --out or remove it yourself.")
 
