@@ -53,12 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quant", type=_names, default=[], help=f"schemes, comma-separated: {', '.join(SCHEMES)}")
     p.add_argument("--out", type=as_path, required=True, help="directory for results.json, .md, .png")
     p.add_argument("--tasks", type=_names, default=None, help="task names (default: all)")
-    p.add_argument("--suite", type=Path, default=DEFAULT_SUITE_DIR,
+    p.add_argument("--suite", type=as_path, default=DEFAULT_SUITE_DIR,
                    help="a built suite, or an absent or empty directory to build it in")
     p.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
-    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
+    p.add_argument("--cache-dir", type=as_path, default=DEFAULT_CACHE)
     p.add_argument("--no-cache", action="store_true", help="embed everything again, store nothing")
     return p
 

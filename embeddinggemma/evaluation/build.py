@@ -36,6 +36,7 @@ from embeddinggemma.data.hashing import stable_seed
 from embeddinggemma.evaluation.sources.debian_packages import DEFAULT_LISTS_DIR, index_files, read_packages
 from embeddinggemma.evaluation.sources.man_pages import DEFAULT_MAN_DIR, man_page_files, read_man_page
 from embeddinggemma.files import read_json
+from embeddinggemma.paths import as_path
 
 SUITE_VERSION = 1
 DEFAULT_SUITE_DIR = Path(f"~/.cache/embeddinggemma/eval-v{SUITE_VERSION}")
@@ -264,7 +265,7 @@ def build_suite(
     `out_dir` must be absent, empty, or (with `overwrite=True`) a suite, which is rebuilt; a
     directory holding anything else is refused untouched (NotOurDirectoryError).
     """
-    out_dir = Path(out_dir).expanduser()
+    out_dir = as_path(out_dir).expanduser()
     if not overwrite:
         refuse_replacing(out_dir, MANIFEST, WHAT)
     names = tasks or tuple(TASKS)
@@ -290,7 +291,7 @@ def build_suite(
 
 def read_manifest(suite_dir: str | Path) -> dict:
     """The manifest of a built suite, checked for its version and its tasks; errors name the file."""
-    path = Path(suite_dir).expanduser() / MANIFEST
+    path = as_path(suite_dir).expanduser() / MANIFEST
     manifest = read_json(path, "Evaluation suite manifest")
     if not isinstance(manifest, dict):
         raise ValueError(f"{path}: expected a JSON object, found {type(manifest).__name__}.")

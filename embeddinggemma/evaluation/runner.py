@@ -17,6 +17,7 @@ import numpy as np
 from embeddinggemma.atomic import atomic_write
 from embeddinggemma.evaluation import metrics
 from embeddinggemma.evaluation.tasks import Task, prompt_name
+from embeddinggemma.paths import AnyPath, as_path
 
 logger = logging.getLogger(__name__)
 
@@ -33,12 +34,13 @@ class TextEncoder(Protocol):
 
 
 class EmbeddingCache:
-    """Embeddings as `.npy` files named by a hash of (encoder identity, task data, texts' role, prompt)."""
+    """Embeddings as `.npy` files named by a hash of (encoder identity, task data, texts' role, prompt),
+    in a local directory or a bucket (`gs://...`; each file one object, uploaded whole)."""
 
     def __init__(self, directory: str | Path | None):
-        self.directory = Path(directory).expanduser() if directory else None
+        self.directory = as_path(directory).expanduser() if directory else None
 
-    def _path(self, key: tuple[str, ...], suffix: str) -> Path:
+    def _path(self, key: tuple[str, ...], suffix: str) -> AnyPath:
         return self.directory / (hashlib.sha256(json.dumps(key).encode()).hexdigest()[:32] + suffix)
 
     def get_or_compute(self, key: tuple[str, ...], compute) -> np.ndarray:
@@ -46,7 +48,7 @@ class EmbeddingCache:
             return compute()
         path = self._path(key, ".npy")
         if path.is_file():
-            return np.load(path)
+            return np.load(io.BytesIO(path.read_bytes()))
         vectors = np.asarray(compute(), np.float32)
         buffer = io.BytesIO()
         np.save(buffer, vectors)

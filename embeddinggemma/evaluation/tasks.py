@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from embeddinggemma.evaluation.build import DEFAULT_SUITE_DIR, MANIFEST, build_suite, read_manifest
+from embeddinggemma.paths import AnyPath, as_path
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +49,10 @@ def prompt_name(prompts: Mapping[str, str], task_name: str, task_type: str, prom
     return next((c for c in candidates if c and c in prompts), None)
 
 
-def ensure_suite(suite_dir: str | Path = DEFAULT_SUITE_DIR) -> Path:
-    """The suite directory, built (once, about 30 s) when it has no manifest; a directory holding
-    anything else is refused untouched (NotOurDirectoryError)."""
-    suite_dir = Path(suite_dir).expanduser()
+def ensure_suite(suite_dir: str | Path = DEFAULT_SUITE_DIR) -> AnyPath:
+    """The suite directory (local or in a bucket), built (once, about 30 s) when it has no
+    manifest; a directory holding anything else is refused untouched (NotOurDirectoryError)."""
+    suite_dir = as_path(suite_dir).expanduser()
     if not (suite_dir / MANIFEST).is_file():
         logger.warning("Building the evaluation suite %s ...", suite_dir)
         build_suite(suite_dir)
@@ -60,7 +61,7 @@ def ensure_suite(suite_dir: str | Path = DEFAULT_SUITE_DIR) -> Path:
 
 def load_suite(suite_dir: str | Path = DEFAULT_SUITE_DIR, tasks: Sequence[str] | None = None) -> list[Task]:
     """The tasks of a built suite, each file checked against the manifest's sha256."""
-    suite_dir = Path(suite_dir).expanduser()
+    suite_dir = as_path(suite_dir).expanduser()
     if not (suite_dir / MANIFEST).is_file():
         raise FileNotFoundError(
             f"Evaluation suite manifest not found: {suite_dir / MANIFEST} "

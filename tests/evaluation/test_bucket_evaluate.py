@@ -1,5 +1,6 @@
-"""`python -m embeddinggemma evaluate` on a checkpoint in a bucket, writing its reports there (the GCS
-emulator of tests/conftest.py): the same results as on local paths."""
+"""`python -m embeddinggemma evaluate` on a checkpoint in a bucket, writing its reports there, and
+on a suite and a cache in a bucket (the GCS emulator of tests/conftest.py): the same results as on
+local paths."""
 
 import json
 
@@ -7,6 +8,7 @@ import pytest
 
 from embeddinggemma.checkpoint.orbax_io import save_orbax
 from embeddinggemma.cli.evaluate import main
+from embeddinggemma.paths import files_under
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 
 TASKS = "Glib20PairClassification,ManPageRetrieval"
@@ -27,3 +29,30 @@ def test_evaluate_reads_a_checkpoint_in_a_bucket_and_writes_its_reports_there(
     assert {r["checkpoint"] for r in results["bucket"]} == {f"{gcs_dir}/tiny"}
     strip = lambda rows: [{k: v for k, v in r.items() if k != "checkpoint"} for r in rows]
     assert strip(results["bucket"]) == strip(results["local"])
+
+
+@pytest.mark.slow  # three evaluations of two tasks: about 15 s
+def test_evaluate_reads_a_suite_in_a_bucket_and_keeps_its_cache_there(
+        tmp_path, gcs_dir, suite_dir, tiny_config, tiny_params, tiny_tokenizer_path, capsys):
+    for file in files_under(suite_dir):
+        (gcs_dir / "suite" / str(file.relative_to(suite_dir))).write_bytes(file.read_bytes())
+    checkpoint = save_orbax(tmp_path / "tiny", tiny_config, tiny_params, tiny_tokenizer_path, DEFAULT_PROMPTS)
+
+    def evaluate(suite, cache, out) -> list[dict]:
+        assert main(["--checkpoint", str(checkpoint), "--dims", "64,16", "--tasks", TASKS, "--suite",
+                     str(suite), "--cache-dir", str(cache), "--max-length", "64", "--out", str(out)]) == 0
+        return json.loads((out / "results.json").read_text())["results"]
+
+    local = evaluate(suite_dir, tmp_path / "cache", tmp_path / "eval")
+    bucket = evaluate(gcs_dir / "suite", gcs_dir / "cache", tmp_path / "eval-bucket")
+    assert bucket == local
+    cached = sorted(f.name for f in (gcs_dir / "cache").iterdir())
+    assert cached == sorted(f.name for f in (tmp_path / "cache").iterdir()) and cached
+    for name in cached:
+        assert (gcs_dir / "cache" / name).read_bytes() == (tmp_path / "cache" / name).read_bytes()
+    # Read back from the bucket's cache: a corrupted entry would change the scores.
+    scores = next(n for n in cached if n.endswith(".json"))
+    (gcs_dir / "cache" / scores).write_text(json.dumps({k: 0.5 for k in json.loads(
+        (tmp_path / "cache" / scores).read_text())}))
+    assert evaluate(gcs_dir / "suite", gcs_dir / "cache", tmp_path / "eval-again") != local
+    capsys.readouterr()
