@@ -94,3 +94,12 @@ def test_a_work_directory_holding_something_else_is_refused_untouched(tmp_path, 
     assert main(search_command(tmp_path, small_corpus)[3:]) == 2
     assert f"{tmp_path} is not empty and holds no search.json" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]
+
+
+def test_a_work_directory_in_a_bucket_is_refused_naming_the_flag(tmp_path, small_corpus, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where pathlib would have made a directory named gs:
+    assert main(search_command("gs://bucket/search", small_corpus)[3:]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --workdir gs://bucket/search: the mixture search works in a local "
+                          "directory")
+    assert not list(tmp_path.iterdir())

@@ -73,14 +73,14 @@ def parse_command_line(argv: list[str]):
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     from embeddinggemma.search.objectives import SUITE, SearchObjective, check_objective
-    from embeddinggemma.search.study import SPEC_FILE, WHAT, SearchInUseError
+    from embeddinggemma.search.study import SPEC_FILE, WHAT, SearchInUseError, search_directory
 
     try:
         config, fv = parse_command_line(sys.argv[1:] if argv is None else argv)
         objective = SearchObjective.parse(fv.objective)
         validate_config(config)
         check_objective(objective, config)
-        workdir = check_target(Path(fv.workdir).expanduser().absolute(), SPEC_FILE, WHAT)
+        workdir = check_target(search_directory(fv.workdir), SPEC_FILE, WHAT)
     except (ConfigError, NotOurDirectoryError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -17,6 +17,9 @@ Resuming: one process at a time works in DIR (it holds an flock on the directory
 kill left RUNNING is run again under its own number with its own parameters, so its run resumes
 from its latest checkpoint, and is then finished; finished trials are never run again. A trial
 whose loss turns NaN or infinite is finished as FAIL (that mixture diverges) and counts as done.
+
+DIR is a local directory: a bucket (`gs://...`) is refused (`search_directory`), since it could hold
+neither the lock nor Optuna's journal, which is appended to and repaired in place.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from embeddinggemma.atomic import atomic_write, check_target, try_lock_directory
 from embeddinggemma.data.config import with_corpus_datasets, with_mixture_weights
 from embeddinggemma.errors import ConfigError, NonFiniteLossError
 from embeddinggemma.files import read_json
+from embeddinggemma.paths import is_url
 from embeddinggemma.search.objectives import SearchObjective
 from embeddinggemma.search.simplex import LOW, random_uniforms, uniforms_for_weights, weights_from_uniforms
 from embeddinggemma.training.inputs import ensure_corpus
@@ -142,6 +146,20 @@ def _first_difference(stored: object, given: object, path: str) -> str | None:
     return None if stored == given else f"{path} is {stored!r} there and {given!r} here"
 
 
+def search_directory(workdir: str | Path) -> Path:
+    """The local search directory `workdir` (`~` expanded, absolute).
+
+    Raises:
+      ConfigError naming --workdir when it is in a bucket (see the module's docstring).
+    """
+    if is_url(workdir):
+        raise ConfigError(f"--workdir {workdir}: the mixture search works in a local directory, not a "
+                          "bucket: it locks the directory (flock) and appends to Optuna's journal "
+                          "file, neither of which object storage can do. Choose a local directory; "
+                          "data.corpus and --suite may still be in a bucket.")
+    return Path(workdir).expanduser().absolute()
+
+
 def _claim_workdir(workdir: Path, spec: SearchSpec) -> int:
     """Checks `workdir`, takes its lock and writes or checks search.json; returns the lock's descriptor.
 
@@ -194,9 +212,10 @@ def open_study(workdir: str | Path, spec: SearchSpec, config_weights: Mapping[st
 
     Raises:
       NotOurDirectoryError, SearchInUseError, ConfigError: see `_claim_workdir`; ConfigError also
-      when the config has no mixture of its own (see `seed_uniforms`).
+      when the config has no mixture of its own (see `seed_uniforms`) or `workdir` is in a bucket
+      (`search_directory`).
     """
-    workdir = Path(workdir).expanduser().absolute()
+    workdir = search_directory(workdir)
     seeds = seed_uniforms(spec, config_weights)
     lock = _claim_workdir(workdir, spec)
     try:
