@@ -106,7 +106,7 @@ def _run_teacher(stage: Teacher, resolve: Callable[[Ref], Path]) -> None:
     from embeddinggemma.training.inputs import ensure_corpus
 
     corpus = ensure_corpus(stage.corpus)
-    checkpoint = resolve(stage.checkpoint) if isinstance(stage.checkpoint, Ref) else Path(stage.checkpoint)
+    checkpoint = resolve(stage.checkpoint) if isinstance(stage.checkpoint, Ref) else as_path(stage.checkpoint)
     checkpoint = checkpoint.expanduser()
     known = read_manifest(corpus)["teachers"].get(stage.teacher_name)
     if known is not None:

@@ -28,11 +28,12 @@ from embeddinggemma.data.corpus.code_pairs import DEFAULT_PACKAGES
 from embeddinggemma.data.corpus.manifest import FORMAT_VERSION, MANIFEST, WHAT, read_manifest
 from embeddinggemma.data.corpus.wheels import SourceError, fetch_wheels
 from embeddinggemma.errors import NotOurDirectoryError
+from embeddinggemma.paths import as_path
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="versioned output directory")
+    parser.add_argument("--out", type=as_path, default=DEFAULT_OUT, help="versioned output directory")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-pairs", type=int, default=3000, help="pairs per dataset, before the split")
     parser.add_argument("--heldout-percent", type=int, default=10)
@@ -43,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"package for code pairs (repeatable; default: {' '.join(DEFAULT_PACKAGES)})")
     parser.add_argument("--locale-dir", type=Path, default=DEFAULT_LOCALE_DIR)
     parser.add_argument("--force", action="store_true", help="rebuild an existing corpus")
-    parser.add_argument("--teacher", type=Path, default=None,
+    parser.add_argument("--teacher", type=as_path, default=None,
                         help="checkpoint (Orbax or sentence-transformers directory) to precompute "
                              "teacher embeddings with")
     parser.add_argument("--teacher-name", default=None, help="default: the checkpoint directory's name")

@@ -13,14 +13,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from embeddinggemma.evaluation.build import DEFAULT_SUITE_DIR, MANIFEST, build_suite, read_manifest
+from embeddinggemma.paths import as_path
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_SUITE_DIR)
+    parser.add_argument("--out", type=as_path, default=DEFAULT_SUITE_DIR)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tasks", default=None, help="comma-separated task names (default: all)")
     parser.add_argument("--force", action="store_true",

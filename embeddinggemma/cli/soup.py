@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from embeddinggemma.paths import as_path
 
@@ -46,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--greedy", action="store_true", help="greedy soup, ranked by --score")
     p.add_argument("--score", choices=("suite", "heldout"), default="suite", help="what --greedy ranks by")
     p.add_argument("--tasks", type=_names, default=None, help="suite tasks for --score suite (default: all)")
-    p.add_argument("--suite", type=Path, default=DEFAULT_SUITE_DIR, help="the evaluation suite directory")
+    p.add_argument("--suite", type=as_path, default=DEFAULT_SUITE_DIR, help="the evaluation suite directory")
     p.add_argument("--out", type=as_path, required=True, help="the soup's directory (absent or empty)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier Orbax checkpoint at --out")
     return p

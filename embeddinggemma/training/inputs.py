@@ -26,7 +26,7 @@ from embeddinggemma.data.jsonl import JsonLinesSource
 from embeddinggemma.data.records import parse_example
 from embeddinggemma.errors import ConfigError
 from embeddinggemma.files import read_json, require_file
-from embeddinggemma.paths import as_path
+from embeddinggemma.paths import AnyPath, as_path
 from embeddinggemma.prompts import DEFAULT_PROMPTS
 from embeddinggemma.tokenizer import GEMMA_CONTROL_PIECES, GEMMA_UNUSED_PIECES
 from embeddinggemma.training.config import preset_config
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 HELDOUT_SPLIT = "heldout"
 
 
-def ensure_corpus(corpus_dir: str | Path) -> Path:
+def ensure_corpus(corpus_dir: str | Path) -> AnyPath:
     """The corpus directory, built with the builder's default settings when it has no manifest.
 
     Raises:

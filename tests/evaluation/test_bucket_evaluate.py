@@ -3,6 +3,8 @@ on a suite and a cache in a bucket (the GCS emulator of tests/conftest.py): the 
 local paths."""
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +12,9 @@ from embeddinggemma.checkpoint.orbax_io import save_orbax
 from embeddinggemma.cli.evaluate import main
 from embeddinggemma.paths import files_under
 from embeddinggemma.prompts import DEFAULT_PROMPTS
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "scripts"))
+from build_eval_suite import main as build_script  # noqa: E402
 
 TASKS = "Glib20PairClassification,ManPageRetrieval"
 
@@ -36,6 +41,13 @@ def test_evaluate_reads_a_suite_in_a_bucket_and_keeps_its_cache_there(
         tmp_path, gcs_dir, suite_dir, tiny_config, tiny_params, tiny_tokenizer_path, capsys):
     for file in files_under(suite_dir):
         (gcs_dir / "suite" / str(file.relative_to(suite_dir))).write_bytes(file.read_bytes())
+    # The builder script keeps a built suite in a bucket, and refuses somebody else's prefix untouched.
+    assert build_script(["--out", str(gcs_dir / "suite")]) == 0
+    assert f"kept the existing suite {gcs_dir}/suite" in capsys.readouterr().err
+    (gcs_dir / "theirs" / "notes.txt").write_text("mine")
+    assert build_script(["--out", str(gcs_dir / "theirs"), "--tasks", "Glib20BitextMining"]) == 2
+    assert f"{gcs_dir}/theirs is not empty" in capsys.readouterr().err
+    assert [p.name for p in (gcs_dir / "theirs").iterdir()] == ["notes.txt"]
     checkpoint = save_orbax(tmp_path / "tiny", tiny_config, tiny_params, tiny_tokenizer_path, DEFAULT_PROMPTS)
 
     def evaluate(suite, cache, out) -> list[dict]:
