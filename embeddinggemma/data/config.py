@@ -36,7 +36,8 @@ def dataset_config(path: str = "", *, format: str = "jsonl", weight: float = 1.0
     """One dataset of the mixture, locked against misspelt fields.
 
     Args:
-      path: a JSON-lines or ArrayRecord file (ArrayRecord: a glob is allowed), or a TFDS name.
+      path: a JSON-lines or ArrayRecord file, local or in a bucket (`gs://...`; ArrayRecord: a glob
+        is allowed), or a TFDS name.
       format: one of FORMATS.
       weight: relative probability that a batch comes from this dataset; 0 switches it off.
       split, data_dir: the TFDS split and data directory ("" = TFDS's default); other formats
