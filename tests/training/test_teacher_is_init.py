@@ -75,7 +75,8 @@ def test_the_release_config_runs_with_its_start_as_teacher_embedded_once(tmp_pat
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"model.init": "random", "model.init_checkpoint": ""}, "loss.teacher_is_init needs model.init='embedder'"),
+    ({"model.init": "random", "model.init_checkpoint": ""},
+     "loss.teacher_is_init needs model.init='embedder'"),
     ({"data.teacher": "other"}, "loss.teacher_is_init and data.teacher='other'"),
     ({"loss.distillation_weight": 0.0}, "loss.distillation_weight is 0"),
 ])
