@@ -3,6 +3,8 @@ embeddings, or cross-attention from a decoder's queries to an encoder's outputs 
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -20,6 +22,7 @@ def rope_tables(positions: jax.Array, head_dim: int, base: float) -> tuple[jax.A
     return jnp.sin(angles), jnp.cos(angles)
 
 
+@functools.partial(jax.checkpoint, prevent_cse=False)
 def apply_rope(x: jax.Array, sin: jax.Array, cos: jax.Array) -> jax.Array:
     """Rotates [B, T, N, H] by position; the two halves of H form the rotated pairs."""
     first, second = jnp.split(x, 2, axis=-1)
@@ -96,10 +99,30 @@ def attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: Mask) -> jax.Array:
     return _dense(q, k, v, mask)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _softmax(logits: jax.Array, mask: jax.Array, dtype: jnp.dtype) -> jax.Array:
+    """Softmax over the last axis of the allowed scores, in float32, returned in `dtype`."""
     # A finite minimum (not -inf) keeps fully masked rows (padding) from producing NaN.
     logits = jnp.where(mask, logits.astype(jnp.float32), jnp.finfo(jnp.float32).min)
     return jax.nn.softmax(logits, axis=-1).astype(dtype)
+
+
+# The backward pass keeps only the probabilities, in `dtype` (the value product keeps them too),
+# where differentiating the forward would keep the float32 scores and probabilities besides: two
+# to four times the bytes of the largest values of a layer. Masked scores get no gradient, as there.
+def _softmax_forward(logits, mask, dtype):
+    probs = _softmax(logits, mask, dtype)
+    return probs, (probs, mask)
+
+
+def _softmax_backward(dtype, saved, cotangent):
+    probs, mask = saved
+    p, g = probs.astype(jnp.float32), cotangent.astype(jnp.float32)
+    grad = p * (g - jnp.sum(p * g, axis=-1, keepdims=True))
+    return jnp.where(mask, grad, 0.0).astype(dtype), None
+
+
+_softmax.defvjp(_softmax_forward, _softmax_backward)
 
 
 def _dense(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -52,9 +53,24 @@ class RMSNorm(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         scale = logical_param(self, "scale", (x.shape[-1],), (self.axis_name,), self.param_dtype,
                               nn.initializers.zeros_init())
-        x32 = x.astype(jnp.float32)
-        normed = x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), axis=-1, keepdims=True) + self.eps)
-        return (normed * (1.0 + scale.astype(jnp.float32))).astype(x.dtype)
+        return _rms_norm(x, scale, self.eps)
+
+
+# Elementwise work recomputed in the backward pass (jax.checkpoint, nothing saved inside), whatever
+# the model's remat: the backward pass then keeps only the inputs, in the compute dtype, where it
+# would keep every float32 intermediate (several per norm, eight of the feed-forward's width for the
+# tanh GELU), the bulk of a layer's saved values without remat. Recomputing them costs no products.
+@functools.partial(jax.checkpoint, static_argnums=(2,), prevent_cse=False)
+def _rms_norm(x: jax.Array, scale: jax.Array, eps: float) -> jax.Array:
+    x32 = x.astype(jnp.float32)
+    normed = x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), axis=-1, keepdims=True) + eps)
+    return (normed * (1.0 + scale.astype(jnp.float32))).astype(x.dtype)
+
+
+@functools.partial(jax.checkpoint, prevent_cse=False)
+def _geglu(both: jax.Array) -> jax.Array:
+    """[..., 2, F] gate and up products -> [..., F] `gelu_tanh(gate) * up`."""
+    return jax.nn.gelu(both[..., 0, :], approximate=True) * both[..., 1, :]
 
 
 class FeedForward(nn.Module):
@@ -75,7 +91,7 @@ class FeedForward(nn.Module):
         # Gate and up in one product, stacked so that a sharded `mlp` axis stays where it is: on CPU
         # fewer, larger products are faster (measured in README, Model notes).
         both = jnp.einsum("BTD,DGF->BTGF", x, jnp.stack([gate, up], axis=1).astype(self.dtype))
-        hidden = constrain(jax.nn.gelu(both[..., 0, :], approximate=True) * both[..., 1, :], MLP_HIDDEN)
+        hidden = constrain(_geglu(both), MLP_HIDDEN)
         return constrain(jnp.einsum("BTF,FD->BTD", hidden, down.astype(self.dtype)), RESIDUAL)
 
 

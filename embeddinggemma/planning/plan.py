@@ -186,8 +186,8 @@ def _shard_bytes(tree) -> int:
                for x in jax.tree.leaves(tree))
 
 
-def _transformer_flops(c: TransformerConfig, tokens: int, keys: int, *, cross_keys: int = 0,
-                       memory_tokens: int = 0) -> float:
+def transformer_flops(c: TransformerConfig, tokens: int, keys: int, *, cross_keys: int = 0,
+                      memory_tokens: int = 0) -> float:
     """Forward FLOPs of `tokens` tokens through the stack attending over `keys` keys (and, with
     cross-attention, over `cross_keys` encoder outputs, whose k and v of `memory_tokens` tokens
     are computed in every layer)."""
@@ -206,8 +206,8 @@ def model_flops_per_step(config: ml_collections.ConfigDict) -> float:
     shapes = batch_shapes(config)
     if is_adaptation(config):
         (B, S), (_, T) = shapes["encoder_tokens"][0], shapes["decoder_tokens"][0]
-        forward = (_transformer_flops(c, B * S, S)
-                   + _transformer_flops(c, B * T, T, cross_keys=S, memory_tokens=B * S)
+        forward = (transformer_flops(c, B * S, S)
+                   + transformer_flops(c, B * T, T, cross_keys=S, memory_tokens=B * S)
                    + B * T * 2 * c.vocab_size * c.embed_dim)
         return 3 * forward
     forward = 0.0
@@ -216,7 +216,7 @@ def model_flops_per_step(config: ml_collections.ConfigDict) -> float:
     for role in ROLES:
         if role in shapes:
             B, T = shapes[role][0]
-            forward += _transformer_flops(c, B * T, T) + B * head
+            forward += transformer_flops(c, B * T, T) + B * head
     return 3 * forward
 
 
@@ -361,4 +361,4 @@ def write_report(report: Mapping, path: str | Path) -> Path:
 
 
 __all__ = ["MFU", "attention_kinds", "batch_shapes", "check_report_target", "model_flops_per_step", "plan",
-           "programs", "write_report"]
+           "programs", "transformer_flops", "write_report"]

@@ -128,3 +128,35 @@ def test_banded_local_layers_give_the_dense_gradients(window):
         # that scale on entries that cancel to near zero, so the bound is relative to the leaf.
         np.testing.assert_allclose(banded, dense, rtol=1e-4, atol=1e-5 * float(np.abs(dense).max()),
                                    err_msg=jax.tree_util.keystr(path))
+
+
+@pytest.mark.parametrize("dtype,tolerance", [(np.float32, 1e-5), (jax.numpy.bfloat16, 2e-2)])
+def test_attention_gradients_match_autodiff_of_plain_softmax(dtype, tolerance):
+    """The attention's softmax keeps only its probabilities for the backward pass (its own VJP):
+    its gradients must be those JAX derives for a plain masked softmax in float32, padding (a
+    fully masked query row) included."""
+    from embeddinggemma.model.attention import attend
+    from embeddinggemma.model.masks import attention_mask
+
+    jnp = jax.numpy
+    B, K, G, T, H = 2, 2, 2, 12, 8
+    q, k, v = (RNG.standard_normal(shape).astype(np.float32)
+               for shape in ((B, K, G, T, H), (B, K, T, H), (B, K, T, H)))
+    mask = attention_mask(jnp.asarray(np.arange(T)[None, :] < np.array([[12], [0]])), causal=False)
+    mask = mask.at[0].set(attention_mask(jnp.asarray(np.arange(T)[None, :] < 7), causal=False)[0])
+    weights = RNG.standard_normal((B, K, G, T, H)).astype(np.float32)
+
+    def reference(q, k, v):
+        logits = jnp.einsum("BKGTH,BKSH->BKGTS", q, k)
+        logits = jnp.where(mask[:, None, None], logits, jnp.finfo(jnp.float32).min)
+        return (jnp.einsum("BKGTS,BKSH->BKGTH", jax.nn.softmax(logits, axis=-1), v) * weights).sum()
+
+    def ours(q, k, v):
+        return (attend(q.astype(dtype), k.astype(dtype), v.astype(dtype), mask).astype(jnp.float32)
+                * weights).sum()
+
+    expected = jax.grad(reference, argnums=(0, 1, 2))(q, k, v)
+    got = jax.grad(ours, argnums=(0, 1, 2))(q, k, v)
+    for name, e, g in zip("qkv", expected, got, strict=True):
+        np.testing.assert_allclose(np.asarray(g, np.float32), e, rtol=tolerance,
+                                   atol=tolerance * float(np.abs(e).max()), err_msg=name)
