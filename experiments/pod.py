@@ -64,7 +64,7 @@ def check_pod_cells(ablation: Ablation, context: Context) -> dict[str, int]:
 def _compiled_programs_key(config: ml_collections.ConfigDict) -> str:
     """The config without the NOT_COMPILED fields (teacher embeddings do change the batch)."""
     values = config.to_dict()
-    teacher = bool(config.data.teacher)
+    teacher = bool(config.data.teacher or config.get("loss", {}).get("teacher_is_init"))
     for field in NOT_COMPILED:
         *parents, name = field.split(".")
         node = values

@@ -26,6 +26,7 @@ COMMANDS = {
     "export": "a checkpoint to sentence-transformers, Orbax, GGUF or ONNX",
     "evaluate": "the offline evaluation suite for checkpoints, dims and quantisation",
     "embed": "embed a file of texts into a .npy matrix",
+    "mine": "mine hard negatives for a JSON-lines file of (query, positive) pairs",
     "perplexity": "the perplexity of a text under a Gemma 3 decoder",
     "show_config": "resolve, check and print a config",
     "plan": "compile a config for a Cloud TPU slice here: memory per chip, collectives, FLOPs",

@@ -110,7 +110,7 @@ def batch_shapes(config: ml_collections.ConfigDict) -> dict[str, tuple[tuple[int
               for role in roles}
     shapes.update({"query_id": ((B,), np.int32), "positive_id": ((B,), np.int32),
                    "example_mask": ((B,), np.bool_)})
-    if config.data.teacher:
+    if config.data.teacher or config.loss.teacher_is_init:
         teacher_dim = config.loss.teacher_dim or model_config(config).output_dim
         shapes.update({f"teacher_{role}": ((B, teacher_dim), np.float32) for role in roles})
     return shapes

@@ -34,6 +34,10 @@ def loss_config() -> ml_collections.ConfigDict:
     c.distillation_weight = 0.0
     c.distillation_distance = "cosine"  # cosine, l2, squared_l2
     c.teacher_dim = 0             # teacher width; 0 = the student's (no learned map)
+    # True: the teacher is the starting checkpoint (model.init_checkpoint, an embedder), its
+    # embeddings of the training records computed once into the run directory
+    # (training/inputs.init_teacher_datasets); instead of data.teacher.
+    c.teacher_is_init = False
     c.matryoshka_dims = (768, 512, 256, 128)
     return c
 
@@ -87,5 +91,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
     init_choice(config.model)  # model.init and model.init_checkpoint agree
     if not config.loss.temperature > 0:
         raise ConfigError(f"loss.temperature={config.loss.temperature} must be > 0.")
+    if config.loss.teacher_is_init:
+        if init_choice(config.model) != "embedder":
+            raise ConfigError("loss.teacher_is_init needs model.init='embedder' (a trained embedding "
+                              f"checkpoint as model.init_checkpoint), not {config.model.init!r}.")
+        if config.data.teacher:
+            raise ConfigError(f"loss.teacher_is_init and data.teacher={config.data.teacher!r} both name a "
+                              "teacher; clear one of them.")
+        if not config.loss.distillation_weight > 0:
+            raise ConfigError("loss.teacher_is_init is set but loss.distillation_weight is 0: the "
+                              "teacher would not be used.")
     if config.loss.teacher_dim < 0:
         raise ConfigError(f"loss.teacher_dim={config.loss.teacher_dim} must be >= 0.")

@@ -24,6 +24,7 @@ from embeddinggemma.training.initialisation import check_init_params, load_initi
 from embeddinggemma.training.inputs import (
     corpus_tokenizer,
     heldout_datasets,
+    init_teacher_datasets,
     record_run_inputs,
     resolve_corpus,
 )
@@ -51,6 +52,9 @@ class EmbeddingStage(Stage):
     def prepare(self, workdir: Path) -> None:
         config = self.config
         self.data_cfg = resolve_corpus(config.data)
+        if config.loss.teacher_is_init:
+            self.data_cfg = first_process_first(
+                "teacher", lambda: init_teacher_datasets(config, self.data_cfg, workdir))
         init = load_initial_encoder(config)
         self.prompts = dict(init.prompts) if init and init.prompts is not None else dict(DEFAULT_PROMPTS)
         if config.model.tokenizer:

@@ -155,3 +155,42 @@ def resolve_corpus(data_cfg: ml_collections.ConfigDict) -> ml_collections.Config
         return with_corpus_datasets(data_cfg)
     except ValueError as e:
         raise ConfigError(str(e)) from e
+
+
+INIT_TEACHER = "init"        # data.teacher's name for the starting checkpoint as the teacher
+INIT_TEACHER_DIR = "teacher"  # in a run directory: <dataset>/, the start's embeddings of its records
+
+
+def init_teacher_datasets(config: ml_collections.ConfigDict, data_cfg: ml_collections.ConfigDict,
+                          workdir: str | Path) -> ml_collections.ConfigDict:
+    """`loss.teacher_is_init`: the starting checkpoint (`model.init_checkpoint`) embeds every
+    record of each dataset with a weight above 0 once, into `workdir/teacher/<dataset>/` (kept
+    across restarts: a directory made with the same settings is not embedded again), in float32
+    and at the run's query and document lengths, so the student starts exactly at its teacher.
+
+    Returns a copy of `data_cfg` whose datasets read those embeddings (`teacher_dir`, and
+    `data.teacher` = INIT_TEACHER).
+    """
+    from embeddinggemma.api import Embedder
+    from embeddinggemma.data.corpus.teacher_embeddings import embed_records
+
+    checkpoint = Path(config.model.init_checkpoint).expanduser()
+    embedder = Embedder.load(checkpoint)
+    t = config.train
+    lengths = {"query": t.max_query_length, "positive": t.max_document_length,
+               "negative": t.max_document_length}
+    resolved = ml_collections.ConfigDict(data_cfg.to_dict())
+    resolved.teacher = INIT_TEACHER
+    for name, dataset in resolved.datasets.items():
+        if dataset.weight <= 0:
+            continue
+        if dataset.format != "jsonl":
+            raise ConfigError(f"loss.teacher_is_init embeds JSON-lines datasets; data.datasets.{name}."
+                              f"format={dataset.format!r}.")
+        target = Path(workdir) / INIT_TEACHER_DIR / name
+        info = {"checkpoint": str(checkpoint), "dim": embedder.dim, "dtype": "float32",
+                "records": str(Path(dataset.path).expanduser()), "max_lengths": lengths}
+        embed_records(dataset.path, embedder, target, info, max_lengths=lengths,
+                      label=f"teacher {INIT_TEACHER}: data.datasets.{name}")
+        dataset.teacher_dir = str(target)
+    return resolved

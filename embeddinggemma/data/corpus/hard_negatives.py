@@ -16,18 +16,19 @@ from embeddinggemma.data.corpus.pairs import CorpusExample
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
-def _tokens(texts: Sequence[str]) -> list[list[str]]:
+def bm25_tokens(texts: Sequence[str]) -> list[list[str]]:
+    """Each text as the English words BM25 indexes (bm25s: lower case, stop words removed)."""
     return bm25s.tokenize(list(texts), stopwords="en", return_ids=False, show_progress=False)
 
 
 def _mine_group(pairs: Sequence[CorpusExample], rng: np.random.Generator) -> list[CorpusExample]:
-    documents = _tokens([p.mining_text or p.positive for p in pairs])
+    documents = bm25_tokens([p.mining_text or p.positive for p in pairs])
     retriever = bm25s.BM25()
     if any(documents):  # bm25s cannot index a corpus without a single term
         retriever.index(documents, show_progress=False)
     positives = np.array([p.positive for p in pairs], dtype=object)
     mined = []
-    for pair, query in zip(pairs, _tokens([p.query for p in pairs]), strict=True):
+    for pair, query in zip(pairs, bm25_tokens([p.query for p in pairs]), strict=True):
         # A document equal to the positive is the positive, whichever pair it belongs to.
         allowed = positives != pair.positive
         if not allowed.any():
