@@ -174,7 +174,7 @@ def init_teacher_datasets(config: ml_collections.ConfigDict, data_cfg: ml_collec
     from embeddinggemma.api import Embedder
     from embeddinggemma.data.corpus.teacher_embeddings import embed_records
 
-    checkpoint = Path(config.model.init_checkpoint).expanduser()
+    checkpoint = as_path(config.model.init_checkpoint).expanduser()
     embedder = Embedder.load(checkpoint)
     t = config.train
     lengths = {"query": t.max_query_length, "positive": t.max_document_length,
@@ -187,9 +187,9 @@ def init_teacher_datasets(config: ml_collections.ConfigDict, data_cfg: ml_collec
         if dataset.format != "jsonl":
             raise ConfigError(f"loss.teacher_is_init embeds JSON-lines datasets; data.datasets.{name}."
                               f"format={dataset.format!r}.")
-        target = Path(workdir) / INIT_TEACHER_DIR / name
+        target = as_path(workdir) / INIT_TEACHER_DIR / name
         info = {"checkpoint": str(checkpoint), "dim": embedder.dim, "dtype": "float32",
-                "records": str(Path(dataset.path).expanduser()), "max_lengths": lengths}
+                "records": str(as_path(dataset.path).expanduser()), "max_lengths": lengths}
         embed_records(dataset.path, embedder, target, info, max_lengths=lengths,
                       label=f"teacher {INIT_TEACHER}: data.datasets.{name}")
         dataset.teacher_dir = str(target)

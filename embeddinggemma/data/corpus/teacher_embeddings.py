@@ -57,11 +57,11 @@ def embed_records(path: str | Path, embedder: Embedder, target: str | Path, teac
     Raises:
       MalformedRecordError naming `file:line` for a record without an id or with a broken field.
     """
-    path = Path(path).expanduser()
+    path = as_path(path).expanduser()
     examples = [parse_example(raw, {f: f for f in RECORD_FIELDS}, require_id=True)
                 for raw in JsonLinesSource(path)]
     info = {**teacher, "count": len(examples)}
-    if _written_with(Path(target), info):
+    if _written_with(as_path(target), info):
         print(f"{label or path}: already embedded", file=sys.stderr)
         return False
     texts = [prompted_texts(e) for e in examples]
