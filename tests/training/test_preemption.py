@@ -27,8 +27,14 @@ def test_sigterm_asks_to_stop_with_status_143_and_a_repeated_one_changes_nothing
 
 
 def test_ctrl_c_asks_to_stop_with_status_130_and_a_second_one_aborts():
-    with StopSignals() as stop:
-        deliver(signal.SIGINT)
-        assert stop.reached(1) and (stop.cause, stop.exit_status) == ("SIGINT", 130)
-        with pytest.raises(KeyboardInterrupt):
+    # Python's own Ctrl-C handler before the run: one that an earlier test in this worker left
+    # (an unclosed asyncio runner's, say) need not raise at once; seen once in a full run.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with StopSignals() as stop:
             deliver(signal.SIGINT)
+            assert stop.reached(1) and (stop.cause, stop.exit_status) == ("SIGINT", 130)
+            with pytest.raises(KeyboardInterrupt):
+                deliver(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
